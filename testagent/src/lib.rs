@@ -1,0 +1,1 @@
+//! SIP test agent (in progress).
