@@ -5,12 +5,45 @@
 //! [`ConferenceHandle`] for an N-1 mix. The actual work happens on media
 //! worker threads that tick every 20 ms (see `docs/architecture.md`).
 //!
-//! INTERFACE SKELETON: the public API below is the contract the engine is
-//! written against. Implementation is in progress.
+//! Each worker owns its legs and conferences; a conference and all its members
+//! live on one worker, so mixing takes no locks. Every tick a worker drains
+//! its legs' sockets into jitter buffers, mixes its conferences, runs players
+//! and DTMF senders, encodes and sends one packet per leg. Leg commands go
+//! through a per-leg mailbox that travels with the leg when joining a
+//! conference moves it to another worker, so they run in the order issued.
+//! Nothing on the tick allocates in steady state; events (DTMF) and playback
+//! outcomes go back over tokio channels.
+//!
+//! Layout: [`rtp`] (packets), [`g711`], [`dtmf`] (RFC 4733), [`jitter`],
+//! [`mixer`] (one tick of N-1 mixing, drivable without sockets), [`analysis`]
+//! (tone measurement); internally the worker (`worker.rs`), the legs and
+//! conferences it owns, players, clips, ports and the handles (`engine.rs`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
+
+#[cfg(test)]
+mod alloc_count;
+pub mod analysis;
+mod clip;
+mod conference;
+pub mod dtmf;
+mod engine;
+pub mod g711;
+pub mod jitter;
+mod leg;
+pub mod mixer;
+mod player;
+mod ports;
+pub mod rtp;
+mod stats;
+mod worker;
+
+pub use engine::{ConferenceHandle, LegEvents, LegHandle, MediaEngine};
+pub use player::Playback;
+pub use ports::RtpSocket;
+pub use stats::{LegStats, MediaStats, TickStats};
 
 /// Internal sample rate of legs, players and the mixer (narrowband for now).
 pub const CLOCK_RATE: u32 = 8000;
@@ -31,6 +64,10 @@ pub enum MediaError {
     ShutDown,
     #[error("leg {0} is closed")]
     LegClosed(LegId),
+    #[error("conference {0} is closed")]
+    ConferenceClosed(String),
+    #[error("invalid DTMF digit {0}")]
+    InvalidDtmf(String),
 }
 
 /// Audio codecs a leg can speak.
@@ -157,140 +194,4 @@ pub enum LegEvent {
 pub struct ParticipantOptions {
     pub muted: bool,
     pub deaf: bool,
-}
-
-// ---------------------------------------------------------------------------
-// Handles (contract). Bodies are placeholders until the workers land.
-// ---------------------------------------------------------------------------
-
-/// The media engine: worker threads, the RTP port pool, legs and conferences.
-/// Cheap to clone; all clones share the same workers.
-#[derive(Clone)]
-pub struct MediaEngine {
-    _private: (),
-}
-
-/// A bound RTP socket not yet attached to a leg (bind first, so the SDP answer
-/// can carry the address the socket is really bound to).
-pub struct RtpSocket {
-    _private: (),
-}
-
-impl RtpSocket {
-    /// The address the socket is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
-        todo!()
-    }
-}
-
-impl MediaEngine {
-    /// Starts the worker threads.
-    pub fn start(_config: MediaConfig) -> Result<MediaEngine, MediaError> {
-        todo!()
-    }
-    /// Binds an RTP socket on a free even port of the configured range.
-    pub fn allocate_socket(&self) -> Result<RtpSocket, MediaError> {
-        todo!()
-    }
-    /// Starts sending and receiving on `socket`. Until the leg plays
-    /// something or joins a conference it sends paced silence.
-    pub fn start_leg(
-        &self,
-        _socket: RtpSocket,
-        _params: LegParams,
-    ) -> Result<(LegHandle, LegEvents), MediaError> {
-        todo!()
-    }
-    /// Creates an empty conference (N-1 mix) on one of the workers.
-    pub fn create_conference(&self, _name: &str) -> ConferenceHandle {
-        todo!()
-    }
-    /// Closes every leg and conference and stops the workers.
-    pub fn shutdown(&self) {
-        todo!()
-    }
-}
-
-/// Control handle of one leg. Cheap to clone. Commands issued on a handle take
-/// effect in the order issued, on the next tick at the latest.
-#[derive(Clone)]
-pub struct LegHandle {
-    _private: (),
-}
-
-impl LegHandle {
-    pub fn id(&self) -> LegId {
-        todo!()
-    }
-    /// Plays `clip` to this leg's caller (resampled to [`CLOCK_RATE`] if
-    /// needed). Replaces (interrupts) what the leg was playing. While the leg
-    /// is in a conference the clip is mixed on top of what it hears there.
-    pub fn play(&self, _clip: AudioClip, _opts: PlayOptions) -> Playback {
-        todo!()
-    }
-    /// Stops the current playback (it resolves `Interrupted`).
-    pub fn stop_media(&self) {
-        todo!()
-    }
-    /// Stops the leg, leaves any conference and frees its port. Idempotent.
-    pub fn close(&self) {
-        todo!()
-    }
-}
-
-/// Events from one leg, in order. Ends (`None`) after the leg closes.
-pub struct LegEvents {
-    _private: (),
-}
-
-impl LegEvents {
-    pub async fn recv(&mut self) -> Option<LegEvent> {
-        todo!()
-    }
-}
-
-/// A playback in progress; await it for its outcome. Dropping it does not stop
-/// the audio.
-pub struct Playback {
-    _private: (),
-}
-
-impl std::future::Future for Playback {
-    type Output = PlayOutcome;
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<PlayOutcome> {
-        todo!()
-    }
-}
-
-/// Control handle of one conference. Cheap to clone.
-#[derive(Clone)]
-pub struct ConferenceHandle {
-    _private: (),
-}
-
-impl ConferenceHandle {
-    pub fn name(&self) -> &str {
-        todo!()
-    }
-    /// Moves `leg` into the mix: from the next tick it hears everyone else
-    /// (N-1) and is heard by them (unless muted/deaf).
-    pub fn add(&self, _leg: &LegHandle, _opts: ParticipantOptions) -> Result<(), MediaError> {
-        todo!()
-    }
-    /// Takes `leg` out of the mix (it goes back to hearing its own player or
-    /// silence). Closing a leg removes it too.
-    pub fn remove(&self, _leg: &LegHandle) {
-        todo!()
-    }
-    /// Plays `clip` into the mix: every participant hears it.
-    pub fn play(&self, _clip: AudioClip, _opts: PlayOptions) -> Playback {
-        todo!()
-    }
-    /// Ends the conference; participants go back to standalone legs.
-    pub fn close(&self) {
-        todo!()
-    }
 }
