@@ -5,11 +5,30 @@
 //! QuickJS runtime + context running that module; it receives calls with
 //! [`ScenarioInstance::on_call`]. The instance reaches calls, conferences and
 //! the engine only through the traits in [`host`], so the same scenario runs
-//! against real SIP calls in the engine and against simulated calls in tests.
+//! against real SIP calls in the engine and against simulated calls ([`sim`])
+//! in tests.
 //!
-//! INTERFACE SKELETON: signatures are the contract; implementation in progress.
+//! Inside, an instance is one tokio task running a small event loop: host
+//! operations (answer, say, route, ...) run as their own tasks and report back
+//! through a channel; each report, call event, conference event or timer is
+//! one short JavaScript turn (the callback plus its promise jobs) under the
+//! CPU limit. JavaScript values never leave that task.
 
+mod compile;
+mod driver;
+mod handlers;
 pub mod host;
+mod instance;
+mod js;
+pub mod sim;
+mod state;
+
+mod calls;
+mod collect;
+mod cpu;
+mod ops;
+mod timers;
+mod turn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,16 +84,34 @@ impl Default for Limits {
 /// Compiled scenario source, ready to instantiate many times. Cheap to clone.
 #[derive(Clone)]
 pub struct Scenario {
-    _private: Arc<()>,
+    compiled: Arc<compile::Compiled>,
 }
 
 impl Scenario {
     /// Compiles (checks) an ES module. `name` is used in errors and logs.
-    pub fn compile(_name: &str, _source: &str) -> Result<Scenario, CompileError> {
-        todo!()
+    pub fn compile(name: &str, source: &str) -> Result<Scenario, CompileError> {
+        let compiled = compile::compile(name, source)?;
+        Ok(Scenario {
+            compiled: Arc::new(compiled),
+        })
     }
+
     pub fn name(&self) -> &str {
-        todo!()
+        &self.compiled.name
+    }
+
+    /// Size of the QuickJS bytecode every instance loads.
+    pub fn bytecode_len(&self) -> usize {
+        self.compiled.bytecode.len()
+    }
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("name", &self.compiled.name)
+            .field("bytecode_len", &self.compiled.bytecode.len())
+            .finish()
     }
 }
 
@@ -102,35 +139,64 @@ pub struct CallContext {
 /// A running scenario instance. Cheap to clone.
 #[derive(Clone)]
 pub struct ScenarioInstance {
-    _private: Arc<()>,
+    handle: Arc<instance::Handle>,
 }
 
 impl ScenarioInstance {
     /// Creates the runtime and context and evaluates the module. For a
     /// conference instance (`conference` is `Some`), `onConference` runs
-    /// before this returns... or before the first `onCall`.
+    /// before the first `onCall` (calls handed over meanwhile wait for it to
+    /// settle).
+    ///
+    /// Fails with [`ScenarioError::Runtime`] (also written to the host log)
+    /// when the module throws while evaluating, has no default export object,
+    /// or `onConference` fails straight away.
     pub async fn start(
-        _scenario: &Scenario,
-        _ctx: InstanceContext,
-        _host: Arc<dyn ScenarioHost>,
-        _limits: Limits,
-        _conference: Option<Arc<dyn ConferenceControl>>,
+        scenario: &Scenario,
+        ctx: InstanceContext,
+        host: Arc<dyn ScenarioHost>,
+        limits: Limits,
+        conference: Option<Arc<dyn ConferenceControl>>,
     ) -> Result<ScenarioInstance, ScenarioError> {
-        todo!()
+        let handle = instance::start(scenario, ctx, host, limits, conference).await?;
+        Ok(ScenarioInstance {
+            handle: Arc::new(handle),
+        })
     }
+
     /// Hands a call to the instance: `onCall(call, ctx)` runs. Fails with
     /// [`ScenarioError::Closed`] if the instance already ended (the engine
     /// then starts a fresh instance).
     pub fn on_call(
         &self,
-        _call: Arc<dyn CallControl>,
-        _ctx: CallContext,
+        call: Arc<dyn CallControl>,
+        ctx: CallContext,
     ) -> Result<(), ScenarioError> {
-        todo!()
+        self.handle.on_call(call, ctx)
     }
+
     /// Resolves when the instance has ended: it has no calls left and its
     /// handlers settled, or a fatal error ended it (its calls were ended).
     pub async fn closed(&self) {
-        todo!()
+        self.handle.closed().await
+    }
+
+    /// Whether the instance has ended (see [`ScenarioInstance::closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
+    /// The name of the scenario it runs.
+    pub fn scenario_name(&self) -> &str {
+        self.handle.scenario_name()
+    }
+}
+
+impl std::fmt::Debug for ScenarioInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScenarioInstance")
+            .field("scenario", &self.handle.scenario_name())
+            .field("closed", &self.handle.is_closed())
+            .finish()
     }
 }

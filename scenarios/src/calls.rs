@@ -1,0 +1,592 @@
+//! The calls an instance owns: taking a call, its event pump, DTMF (to the
+//! listeners and to the digit buffer / running collection), hangup, and the
+//! `routeTo` hand-over.
+
+use std::sync::Arc;
+
+use rquickjs::{Ctx, Persistent, Promise, Value};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::collect::{CollectReason, Collector};
+use crate::host::{
+    CallControl, CallError, CallEvent, CallState, LogLevel, MediaOutcome, ScenarioHost,
+};
+use crate::js::call::{new_object, CollectArgs, Gone};
+use crate::js::{call_stored, errors, js, object};
+use crate::ops;
+use crate::state::{
+    ActiveCollect, CallSlot, HandlerState, JsState, Listeners, Msg, OpKind, OpResult, Pump, SlotId,
+};
+use crate::CallContext;
+
+/// Digits kept for a later collection; beyond this the oldest are dropped.
+const MAX_BUFFERED_DIGITS: usize = 256;
+
+/// Takes a call: creates its JavaScript object and starts reading its events.
+/// Returns `None` if the call had already ended.
+pub(crate) fn adopt<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    control: Arc<dyn CallControl>,
+    call_ctx: CallContext,
+) -> rquickjs::Result<Option<SlotId>> {
+    let slot = st.inner.borrow_mut().new_slot_id();
+    let object = new_object(ctx, slot, control.clone())?;
+    let mut inner = st.inner.borrow_mut();
+    inner.had_call = true;
+    inner.calls_seen += 1;
+    inner.last_call_id = Some(control.info().id.clone());
+    inner.conf.grace = None;
+    if control.state() == CallState::Ended {
+        object.borrow().mark_gone(Gone::Ended);
+        return Ok(None);
+    }
+    let pump = start_pump(control.clone(), slot, st.env.tx.clone());
+    inner.calls.insert(
+        slot,
+        CallSlot {
+            control,
+            object: Persistent::save(ctx, object),
+            ctx: call_ctx,
+            handler: HandlerState::Queued,
+            routing: None,
+            pump: Some(pump),
+            listeners: Listeners::default(),
+            buffer: Default::default(),
+            collect: None,
+            barge_in: Vec::new(),
+            pending_ops: 0,
+            in_conference: false,
+            ending: false,
+        },
+    );
+    Ok(Some(slot))
+}
+
+/// Reads the call's events into the loop until stopped (dropping the
+/// `Pump` stops it too) or the call ends. `next_event` is cancel-safe.
+pub(crate) fn start_pump(
+    control: Arc<dyn CallControl>,
+    slot: SlotId,
+    tx: UnboundedSender<Msg>,
+) -> Pump {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = &mut stopped => return,
+                event = control.next_event() => event,
+            };
+            let last = matches!(event, None | Some(CallEvent::Hangup { .. }));
+            if tx.send(Msg::Call { slot, event }).is_err() || last {
+                return;
+            }
+        }
+    });
+    Pump { stop, task }
+}
+
+/// A DTMF digit: to the running collection (or the buffer), barge-in, then
+/// the `dtmf` listeners. Each digit goes each way exactly once.
+pub(crate) fn on_dtmf<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: SlotId,
+    digit: char,
+    source: String,
+) -> rquickjs::Result<()> {
+    let now = Instant::now();
+    let (listeners, call_object, collected) = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.get_mut(&slot) else {
+            return Ok(());
+        };
+        let mut collected = false;
+        match call.collect.as_mut() {
+            Some(active) if active.collector.done().is_none() => {
+                collected = active.collector.digit(digit, now).is_some();
+            }
+            _ => {
+                if call.buffer.len() >= MAX_BUFFERED_DIGITS {
+                    call.buffer.pop_front();
+                }
+                call.buffer.push_back(digit);
+            }
+        }
+        if !call.barge_in.is_empty() {
+            call.barge_in.clear();
+            call.control.stop_media();
+        }
+        (call.listeners.get("dtmf"), call.object.clone(), collected)
+    };
+    if collected {
+        finish_collect(ctx, st, slot)?;
+    }
+    if !listeners.is_empty() {
+        let this = call_object.restore(ctx)?.into_value();
+        let event = object(
+            ctx,
+            &[
+                ("digit", js(ctx, digit.to_string())?),
+                ("source", js(ctx, source)?),
+            ],
+        )?
+        .into_value();
+        for listener in listeners {
+            call_stored(ctx, listener, Some(this.clone()), event.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// The call ended: it leaves the instance; its collection and media promises
+/// settle (`hangup`), then the `hangup` listeners run.
+pub(crate) fn end_slot<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: SlotId,
+    reason: &str,
+) -> rquickjs::Result<()> {
+    let (call, media_ops) = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.remove(&slot) else {
+            return Ok(());
+        };
+        inner.queued.retain(|s| *s != slot);
+        let media: Vec<_> = inner
+            .ops
+            .iter()
+            .filter(|(_, op)| {
+                op.slot == Some(slot)
+                    && matches!(
+                        op.kind,
+                        OpKind::Promise { media: true, .. } | OpKind::CollectPrompt
+                    )
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let media_ops: Vec<_> = media.iter().filter_map(|id| inner.ops.remove(id)).collect();
+        (call, media_ops)
+    };
+    let CallSlot {
+        control,
+        object: call_object,
+        pump,
+        collect,
+        listeners,
+        ..
+    } = call;
+    if let Some(pump) = pump {
+        pump.task.abort();
+    }
+    for op in &media_ops {
+        if let Some(abort) = &op.abort {
+            abort.abort();
+        }
+    }
+    let call_object = call_object.restore(ctx)?;
+    call_object.borrow().mark_gone(Gone::Ended);
+    let this = call_object.into_value();
+    if let Some(mut active) = collect {
+        active.collector.hangup();
+        resolve_collect(ctx, st, control.info().id.as_str(), active)?;
+    }
+    for op in media_ops {
+        if let OpKind::Promise { resolve, .. } = op.kind {
+            call_stored(
+                ctx,
+                resolve,
+                None,
+                ops::media_result(ctx, MediaOutcome::Hangup)?,
+            )?;
+        }
+    }
+    let hangup_listeners = listeners.get("hangup");
+    if !hangup_listeners.is_empty() {
+        let event = object(ctx, &[("reason", js(ctx, reason)?)])?.into_value();
+        for listener in hangup_listeners {
+            call_stored(ctx, listener, Some(this.clone()), event.clone())?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts `collectDigits`: buffered digits count first; the prompt plays
+/// unless typed-ahead digits already barged in.
+pub(crate) fn start_collect<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: SlotId,
+    args: CollectArgs,
+) -> rquickjs::Result<Promise<'js>> {
+    let (promise, resolve, reject) = ctx.promise()?;
+    let now = Instant::now();
+    let prompt = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.get_mut(&slot) else {
+            return Err(rquickjs::Exception::throw_internal(ctx, "the call is gone"));
+        };
+        if call.collect.is_some() {
+            drop(inner);
+            let busy = errors::api_error(
+                ctx,
+                "CallError",
+                errors::BUSY,
+                "collectDigits is already running on this call",
+            )?;
+            return ops::rejected(ctx, busy);
+        }
+        let mut collector = Collector::new(args.spec, args.prompt.is_some(), now);
+        let mut typed_ahead = false;
+        while collector.done().is_none() {
+            let Some(digit) = call.buffer.pop_front() else {
+                break;
+            };
+            typed_ahead = true;
+            collector.digit(digit, now);
+        }
+        let play = collector.done().is_none() && !(args.barge_in && typed_ahead);
+        let prompt = args.prompt.filter(|_| play);
+        if prompt.is_none() {
+            collector.prompt_ended(now);
+        }
+        call.collect = Some(ActiveCollect {
+            collector,
+            resolve: Persistent::save(ctx, resolve),
+            reject: Persistent::save(ctx, reject),
+            prompt: None,
+        });
+        prompt.map(|p| (p, call.control.clone()))
+    };
+    if let Some(((text, options), control)) = prompt {
+        let barge_in = options.barge_in;
+        let operation = async move { OpResult::Media(control.say(&text, options).await) };
+        let op = ops::spawn(st, Some(slot), OpKind::CollectPrompt, operation);
+        let mut inner = st.inner.borrow_mut();
+        if let Some(call) = inner.calls.get_mut(&slot) {
+            if let Some(active) = call.collect.as_mut() {
+                active.prompt = Some(op);
+            }
+            if barge_in {
+                call.barge_in.push(op);
+            }
+        }
+    }
+    finish_collect(ctx, st, slot)?;
+    Ok(promise)
+}
+
+/// Settles the call's collection if it is done; while its prompt still
+/// plays, stops the prompt first (the promise settles when it has stopped).
+pub(crate) fn finish_collect<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: SlotId,
+) -> rquickjs::Result<()> {
+    let (active, call_id) = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.get_mut(&slot) else {
+            return Ok(());
+        };
+        let Some(active) = call.collect.as_ref() else {
+            return Ok(());
+        };
+        if active.collector.done().is_none() {
+            return Ok(());
+        }
+        if active.prompt.is_some() {
+            call.control.stop_media();
+            return Ok(());
+        }
+        let Some(active) = call.collect.take() else {
+            return Ok(());
+        };
+        (active, call.control.info().id.clone())
+    };
+    resolve_collect(ctx, st, &call_id, active)
+}
+
+fn resolve_collect<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    call_id: &str,
+    active: ActiveCollect,
+) -> rquickjs::Result<()> {
+    let reason = active
+        .collector
+        .done()
+        .unwrap_or(CollectReason::Hangup)
+        .as_str();
+    let digits = active.collector.digits().to_string();
+    st.env.host.log(
+        Some(call_id),
+        LogLevel::Debug,
+        &format!("collectDigits: {digits:?} ({reason})"),
+    );
+    let result = object(
+        ctx,
+        &[("digits", js(ctx, digits)?), ("reason", js(ctx, reason)?)],
+    )?;
+    call_stored(ctx, active.resolve, None, result.into_value())
+}
+
+/// The prompt of a collection stopped playing.
+pub(crate) fn collect_prompt_done<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: SlotId,
+    result: &Result<MediaOutcome, CallError>,
+) -> rquickjs::Result<()> {
+    let now = Instant::now();
+    let failed = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.get_mut(&slot) else {
+            return Ok(());
+        };
+        let Some(active) = call.collect.as_mut() else {
+            return Ok(());
+        };
+        active.prompt = None;
+        match result {
+            Ok(MediaOutcome::Hangup) | Err(CallError::Ended) => {
+                active.collector.hangup();
+                None
+            }
+            Ok(_) => {
+                active.collector.prompt_ended(now);
+                None
+            }
+            Err(error) => call.collect.take().map(|a| (a, error.clone())),
+        }
+    };
+    match failed {
+        Some((active, error)) => {
+            let error = errors::call_error(ctx, &error)?;
+            call_stored(ctx, active.reject, None, error)
+        }
+        None => finish_collect(ctx, st, slot),
+    }
+}
+
+/// The earliest collection timer of any call.
+pub(crate) fn next_collect_deadline(st: &JsState) -> Option<Instant> {
+    st.inner
+        .borrow()
+        .calls
+        .values()
+        .filter_map(|c| c.collect.as_ref().and_then(|a| a.collector.deadline()))
+        .min()
+}
+
+/// Ends the collections whose timers expired.
+pub(crate) fn expire_collects<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    now: Instant,
+) -> rquickjs::Result<()> {
+    let expired: Vec<SlotId> = {
+        let mut inner = st.inner.borrow_mut();
+        inner
+            .calls
+            .iter_mut()
+            .filter_map(|(slot, call)| {
+                let active = call.collect.as_mut()?;
+                active.collector.check_timeout(now).map(|_| *slot)
+            })
+            .collect()
+    };
+    for slot in expired {
+        finish_collect(ctx, st, slot)?;
+    }
+    Ok(())
+}
+
+/// `routeTo`: lets go of the call (stops reading its events, waits until the
+/// reader has stopped) and asks the host to route it.
+pub(crate) fn start_route<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: SlotId,
+    destination: String,
+    custom_data: serde_json::Value,
+) -> rquickjs::Result<Promise<'js>> {
+    let (promise, resolve, reject) = ctx.promise()?;
+    let (control, pump, collect) = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.get_mut(&slot) else {
+            return Err(rquickjs::Exception::throw_internal(ctx, "the call is gone"));
+        };
+        call.routing = Some(destination.clone());
+        call.barge_in.clear();
+        (call.control.clone(), call.pump.take(), call.collect.take())
+    };
+    // Whatever this instance played is not for the next one.
+    control.stop_media();
+    if let Some(active) = collect {
+        let error = errors::api_error(
+            ctx,
+            "CallError",
+            errors::CALL_RELEASED,
+            &format!("collectDigits stopped: the call was routed to {destination:?}"),
+        )?;
+        call_stored(ctx, active.reject, None, error)?;
+    }
+    let host = st.env.host.clone();
+    let tx = st.env.tx.clone();
+    let mut inner = st.inner.borrow_mut();
+    let op = inner.new_op_id();
+    // Not abortable: once started, the hand-over must finish either way.
+    tokio::spawn(hand_over(
+        op,
+        control,
+        pump,
+        host,
+        destination,
+        custom_data,
+        tx,
+    ));
+    let kind = OpKind::Promise {
+        resolve: Persistent::save(ctx, resolve),
+        reject: Persistent::save(ctx, reject),
+        media: false,
+    };
+    ops::register(&mut inner, op, Some(slot), kind, None);
+    Ok(promise)
+}
+
+async fn hand_over(
+    op: crate::state::OpId,
+    control: Arc<dyn CallControl>,
+    pump: Option<Pump>,
+    host: Arc<dyn ScenarioHost>,
+    destination: String,
+    custom_data: serde_json::Value,
+    tx: UnboundedSender<Msg>,
+) {
+    if let Some(pump) = pump {
+        let _ = pump.stop.send(());
+        let _ = pump.task.await;
+    }
+    let result = host
+        .route_to(control.clone(), &destination, custom_data)
+        .await;
+    let failed = result.is_err();
+    let report = Msg::OpDone {
+        op,
+        result: OpResult::Route(result),
+    };
+    if tx.send(report).is_err() && failed {
+        // The instance ended meanwhile and the call came back: nobody owns it.
+        let _ = end_call(control.as_ref(), 500).await;
+    }
+}
+
+/// The hand-over finished: on success the call is gone from this instance;
+/// on failure it is back (reading events again).
+pub(crate) fn route_done<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: SlotId,
+    ok: bool,
+) -> rquickjs::Result<()> {
+    if ok {
+        let call = st.inner.borrow_mut().calls.remove(&slot);
+        if let Some(call) = call {
+            let destination = call.routing.clone().unwrap_or_default();
+            st.env.host.log(
+                Some(&call.control.info().id),
+                LogLevel::Info,
+                &format!("call routed to {destination:?}"),
+            );
+            call.object
+                .restore(ctx)?
+                .borrow()
+                .mark_gone(Gone::Routed(destination));
+        }
+        return Ok(());
+    }
+    let ended = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.get_mut(&slot) else {
+            return Ok(());
+        };
+        call.routing = None;
+        let ended = call.control.state() == CallState::Ended;
+        if !ended {
+            call.pump = Some(start_pump(call.control.clone(), slot, st.env.tx.clone()));
+        }
+        ended
+    };
+    if ended {
+        end_slot(ctx, st, slot, "ended")?;
+    }
+    Ok(())
+}
+
+/// Ends a call the scenario left with nothing more to do.
+pub(crate) fn end_idle(st: &JsState, slot: SlotId) {
+    let control = {
+        let mut inner = st.inner.borrow_mut();
+        let Some(call) = inner.calls.get_mut(&slot) else {
+            return;
+        };
+        call.ending = true;
+        call.control.clone()
+    };
+    let id = control.info().id.clone();
+    if control.state() == CallState::Answered {
+        st.env.host.log(
+            Some(&id),
+            LogLevel::Info,
+            "the scenario has nothing more to do with the call: hanging up",
+        );
+    } else {
+        st.env.host.log(
+            Some(&id),
+            LogLevel::Warn,
+            "onCall finished without answering and nothing else is pending: rejecting with 480",
+        );
+    }
+    let operation = async move { OpResult::Call(end_call(control.as_ref(), 480).await) };
+    ops::spawn(st, Some(slot), OpKind::Internal, operation);
+}
+
+/// Ends a call cleanly: `hangup()` when answered, else `reject(code)`.
+pub(crate) async fn end_call(control: &dyn CallControl, code: u16) -> Result<(), CallError> {
+    match control.state() {
+        CallState::Ended => Ok(()),
+        CallState::Answered => control.hangup().await,
+        CallState::Incoming | CallState::Ringing => match control.reject(code, None).await {
+            // Answered in the meantime.
+            Err(CallError::InvalidState(_)) => control.hangup().await,
+            other => other,
+        },
+    }
+}
+
+/// The value a call's `onCall` gets as `ctx`.
+pub(crate) fn call_ctx_object<'js>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    call_ctx: &CallContext,
+) -> rquickjs::Result<Value<'js>> {
+    let data = crate::js::convert::json_to_js(ctx, &call_ctx.custom_data)?;
+    let ctx_object = object(
+        ctx,
+        &[
+            ("app", js(ctx, st.env.instance.app.as_str())?),
+            ("rule", js(ctx, call_ctx.rule.as_str())?),
+            ("destination", js(ctx, call_ctx.destination.as_str())?),
+            ("customData", data),
+        ],
+    )?;
+    // In a conference instance, the conference is at hand in every onCall.
+    let conference = st.inner.borrow().conf.object.clone();
+    if let Some(conference) = conference {
+        ctx_object.set("conference", conference.restore(ctx)?)?;
+    }
+    Ok(ctx_object.into_value())
+}
