@@ -6,13 +6,38 @@
 //! answer, reject, hang up. Everything RFC 3261 demands below that level
 //! (100 Trying, 200 retransmission until ACK, CANCEL → 487, BYE from the
 //! caller, OPTIONS, 400 for malformed requests) happens here.
+//! [`SipEndpoint::dial`] places outgoing calls on the same machinery.
 //!
-//! INTERFACE SKELETON: signatures are the contract the engine is written
-//! against. Implementation is in progress.
+//! Layout:
+//! - [`sdp`]: offer parsing, codec negotiation, answers.
+//! - `net`: UDP and TCP sockets; every message we receive goes through
+//!   `wire` (framing, validation, stateless 400/501/505) before it reaches
+//!   rsipstack's transaction layer (`net::ingress`).
+//! - `dispatch`: what to do with each new server transaction (new call,
+//!   in-dialog request, OPTIONS, 405/420/481/482).
+//! - `registry`: live dialogs by our tag.
+//! - `call`: one call's state machine (`call`), its dialog and the requests
+//!   we send in it (`dialog`), incoming INVITEs (`invite`), outgoing ones
+//!   (`dial`), in-dialog requests (`in_dialog`) and the re-INVITE policy
+//!   (`reinvite`).
+//! - `message`, `text`: response building, tags, URI and header helpers.
 
 pub mod sdp;
 
+mod call;
+mod dispatch;
+mod endpoint;
+mod message;
+mod net;
+mod registry;
+mod text;
+mod wire;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SipError {
@@ -25,6 +50,9 @@ pub enum SipError {
     Stack(String),
     #[error("call is no longer in a state that allows this ({0})")]
     InvalidState(&'static str),
+    /// A header, status code or reason phrase the caller passed is unusable.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
 }
 
 /// Transport a call arrived on.
@@ -51,10 +79,46 @@ impl Transport {
 pub struct SipConfig {
     /// UDP listen address (port 0 picks a free port).
     pub udp: Option<SocketAddr>,
-    /// TCP listen address (port 0 picks a free port).
+    /// TCP listen address (port 0 picks a free port). When both are port 0
+    /// on the same IP, TCP takes the port UDP got if it is free.
     pub tcp: Option<SocketAddr>,
     /// `User-Agent` / `Server` header value.
     pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    /// UDP and TCP on 0.0.0.0:5060.
+    fn default() -> Self {
+        let any = SocketAddr::from(([0, 0, 0, 0], 5060));
+        SipConfig {
+            udp: Some(any),
+            tcp: Some(any),
+            user_agent: format!("switchboard/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// RFC 3261 timer values (§17.1.1.1). The defaults are the RFC's; tests
+/// shorten them to see Timer H fire in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipTimers {
+    /// Round-trip estimate; 200 OK retransmissions start at T1 and the ACK
+    /// wait (Timer H/L) is 64*T1.
+    pub t1: Duration,
+    /// Cap of the retransmission interval.
+    pub t2: Duration,
+    /// How long a message may stay in the network.
+    pub t4: Duration,
+}
+
+impl Default for SipTimers {
+    fn default() -> Self {
+        SipTimers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Why a call's signalling ended.
@@ -79,6 +143,21 @@ pub enum EndReason {
 pub enum CallEvent {
     /// The ACK for our 2xx arrived: the call is confirmed.
     Confirmed,
+    /// Outgoing calls: a provisional response (180, 183 with early media
+    /// SDP, ...); 100 Trying is not reported.
+    Progress { status: u16, sdp: Option<Vec<u8>> },
+    /// Outgoing calls: the callee answered (2xx, already ACKed); the call
+    /// is confirmed. `sdp` is the answer to our offer.
+    Answered { sdp: Option<Vec<u8>> },
+    /// Outgoing calls: the callee refused (its final response, or 408 when
+    /// nothing answered). The last event of a call never answered.
+    Rejected { status: u16, reason: String },
+    /// An in-dialog INFO arrived (already answered 200), e.g. DTMF as
+    /// `application/dtmf-relay`.
+    Info {
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
     /// The dialog is over; no more events follow.
     Ended(EndReason),
 }
@@ -86,46 +165,104 @@ pub enum CallEvent {
 /// Where a call is in its life, as far as signalling knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {
-    /// INVITE received, no final response yet.
+    /// INVITE received (or, for an outgoing call, sent), no final response
+    /// yet.
     Incoming,
     /// 2xx sent, waiting for ACK.
     Answered,
-    /// ACK received.
+    /// ACK received (outgoing calls: 2xx received and ACKed).
     Confirmed,
     Ended,
+}
+
+/// An outgoing call to place with [`SipEndpoint::dial`].
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    /// Whom to call, a `sip:` URI; its host is where the INVITE goes (an IP,
+    /// or a name resolved by A/AAAA, port 5060 by default). `;transport=tcp`
+    /// calls over TCP, otherwise UDP.
+    pub uri: String,
+    /// Our identity (From): a SIP URI, with or without a display name,
+    /// e.g. `"Reception" <sip:reception@example.com>`. The tag is ours.
+    pub from: String,
+    /// Extra INVITE headers (`X-`, `P-Asserted-Identity`, ...).
+    pub headers: Vec<(String, String)>,
+    /// Our SDP offer.
+    pub sdp: String,
+}
+
+/// A call we placed: a handle to drive it and its event stream.
+pub struct OutgoingCall {
+    pub signaling: CallSignaling,
+    pub events: CallEvents,
 }
 
 /// The SIP endpoint: listeners, transaction and dialog layers. Cheap to clone.
 #[derive(Clone)]
 pub struct SipEndpoint {
-    _private: (),
+    core: Arc<endpoint::EndpointCore>,
 }
 
 impl SipEndpoint {
     /// Binds the configured transports and starts serving. New INVITEs arrive
     /// on the returned [`IncomingCalls`].
-    pub async fn start(_config: SipConfig) -> Result<(SipEndpoint, IncomingCalls), SipError> {
-        todo!()
+    pub async fn start(config: SipConfig) -> Result<(SipEndpoint, IncomingCalls), SipError> {
+        Self::start_with_timers(config, SipTimers::default()).await
     }
+
+    /// [`SipEndpoint::start`] with other RFC 3261 timer values.
+    pub async fn start_with_timers(
+        config: SipConfig,
+        timers: SipTimers,
+    ) -> Result<(SipEndpoint, IncomingCalls), SipError> {
+        let (core, rx) = endpoint::EndpointCore::start(config, timers).await?;
+        Ok((SipEndpoint { core }, IncomingCalls { rx }))
+    }
+
+    /// Places an outgoing call: sends the INVITE and returns. Provisional
+    /// responses come as [`CallEvent::Progress`], the answer as
+    /// [`CallEvent::Answered`] (we ACK it), a refusal as
+    /// [`CallEvent::Rejected`]. [`CallSignaling::hangup`] cancels a call
+    /// still ringing (CANCEL) or ends an answered one (BYE); BYE from the
+    /// callee ends it with [`EndReason::RemoteBye`]. `ring`, `answer` and
+    /// `reject` are for incoming calls only.
+    pub async fn dial(&self, request: DialRequest) -> Result<OutgoingCall, SipError> {
+        let (call, events) = call::dial::dial(&self.core, request).await?;
+        Ok(OutgoingCall {
+            signaling: CallSignaling {
+                handle: Arc::new(call::CallHandle { call }),
+            },
+            events,
+        })
+    }
+
     /// The address a transport is really bound to (port 0 resolved).
-    pub fn local_addr(&self, _transport: Transport) -> Option<SocketAddr> {
-        todo!()
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.core.local_addr(transport)
     }
+
+    /// Calls the endpoint is tracking right now: from the INVITE until the
+    /// dialog is over (BYE exchanged, final error response sent).
+    pub fn live_dialogs(&self) -> usize {
+        self.core.live_dialogs()
+    }
+
     /// Stops listening and ends the stack. Calls still up are not hung up
-    /// here: the engine sends their BYEs first.
+    /// here: the engine sends their BYEs first. Their event streams end with
+    /// [`EndReason::Shutdown`], and [`IncomingCalls::recv`] returns `None`.
     pub async fn shutdown(&self) {
-        todo!()
+        self.core.shutdown().await
     }
 }
 
 /// New calls, in arrival order.
 pub struct IncomingCalls {
-    _private: (),
+    rx: mpsc::Receiver<IncomingCall>,
 }
 
 impl IncomingCalls {
     pub async fn recv(&mut self) -> Option<IncomingCall> {
-        todo!()
+        self.rx.recv().await
     }
 }
 
@@ -136,86 +273,99 @@ pub struct IncomingCall {
 }
 
 /// Drives one call's signalling. Cheap to clone.
+///
+/// When the last clone is dropped while the call is still up, the call is
+/// hung up (480 or BYE) so it cannot leak.
 #[derive(Clone)]
 pub struct CallSignaling {
-    _private: (),
+    handle: Arc<call::CallHandle>,
 }
 
 impl CallSignaling {
+    fn call(&self) -> &call::Call {
+        &self.handle.call
+    }
+
     /// Our id for this call, unique in the process; used in logs and APIs.
+    /// It is also our dialog tag (To tag), so it can be found in SIP traces.
     pub fn id(&self) -> &str {
-        todo!()
+        &self.call().id
     }
     /// The SIP Call-ID header.
     pub fn sip_call_id(&self) -> &str {
-        todo!()
+        &self.call().info.sip_call_id
     }
     /// The From URI, e.g. `sip:alice@example.com`.
     pub fn from(&self) -> &str {
-        todo!()
+        &self.call().info.from
     }
     /// The To URI.
     pub fn to(&self) -> &str {
-        todo!()
+        &self.call().info.to
     }
-    /// The Request-URI user part (percent-decoded): what rules match on.
+    /// The Request-URI user part (percent-decoded, user parameters such as
+    /// `;phone-context` left out): what rules match on.
     pub fn destination(&self) -> &str {
-        todo!()
+        &self.call().info.destination
     }
     /// The whole Request-URI.
     pub fn request_uri(&self) -> &str {
-        todo!()
+        &self.call().info.request_uri
     }
     /// Every header of the INVITE, name and value, in order.
     pub fn headers(&self) -> &[(String, String)] {
-        todo!()
+        &self.call().info.headers
     }
     pub fn transport(&self) -> Transport {
-        todo!()
+        self.call().info.transport
     }
     /// Where the INVITE came from (source address of the packet/connection).
     pub fn remote_addr(&self) -> SocketAddr {
-        todo!()
+        self.call().info.remote_addr
     }
     /// The SDP offer in the INVITE body, if any.
     pub fn offer(&self) -> Option<&[u8]> {
-        todo!()
+        self.call().info.offer.as_deref()
     }
     pub fn state(&self) -> CallState {
-        todo!()
+        self.call().state()
     }
     /// Sends 180 Ringing.
     pub async fn ring(&self) -> Result<(), SipError> {
-        todo!()
+        self.call().ring()
     }
     /// Sends 200 OK with `sdp` as body (and extra headers, e.g. `X-` ones).
-    /// Returns once sent; the stack retransmits it until the ACK comes
-    /// ([`CallEvent::Confirmed`]) or gives up ([`EndReason::AckTimeout`]).
+    /// Returns once handed to the INVITE transaction; the stack retransmits
+    /// it until the ACK comes ([`CallEvent::Confirmed`]) or gives up
+    /// ([`EndReason::AckTimeout`]).
     pub async fn answer(
         &self,
-        _sdp: String,
-        _headers: Vec<(String, String)>,
+        sdp: String,
+        headers: Vec<(String, String)>,
     ) -> Result<(), SipError> {
-        todo!()
+        self.call().answer(sdp, headers)
     }
     /// Sends a final error response (e.g. 404, 486, 488, 500) to the INVITE.
-    pub async fn reject(&self, _code: u16, _reason: Option<&str>) -> Result<(), SipError> {
-        todo!()
+    /// `reason` replaces the standard reason phrase.
+    pub async fn reject(&self, code: u16, reason: Option<&str>) -> Result<(), SipError> {
+        self.call().reject(code, reason)
     }
-    /// Ends the call from our side: BYE when answered, otherwise a 480
-    /// final response. Idempotent.
-    pub async fn hangup(&self, _headers: Vec<(String, String)>) -> Result<(), SipError> {
-        todo!()
+    /// Ends the call from our side: BYE when answered (returns when the BYE
+    /// got its response or timed out), otherwise a 480 final response (an
+    /// outgoing call still ringing is cancelled). Idempotent.
+    pub async fn hangup(&self, headers: Vec<(String, String)>) -> Result<(), SipError> {
+        self.handle.call.clone().hangup(headers).await
     }
 }
 
-/// Signalling events of one call. Ends (`None`) after [`CallEvent::Ended`].
+/// Signalling events of one call. Ends (`None`) after [`CallEvent::Ended`]
+/// (or [`CallEvent::Rejected`], for an outgoing call never answered).
 pub struct CallEvents {
-    _private: (),
+    rx: mpsc::UnboundedReceiver<CallEvent>,
 }
 
 impl CallEvents {
     pub async fn recv(&mut self) -> Option<CallEvent> {
-        todo!()
+        self.rx.recv().await
     }
 }

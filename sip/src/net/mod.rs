@@ -1,0 +1,9 @@
+//! Sockets: our own UDP and TCP receive loops feed every message through
+//! `wire` and then into rsipstack's transaction layer (`ingress`); rsipstack
+//! sends through the same sockets.
+
+pub(crate) mod ingress;
+pub(crate) mod local_ip;
+pub(crate) mod source;
+pub(crate) mod tcp;
+pub(crate) mod udp;
