@@ -191,7 +191,11 @@ impl CompiledRule {
             StepOutcome::Disabled
         } else if !self.pattern.is_match(destination) {
             StepOutcome::PatternDidNotMatch
-        } else if self.exclude.as_ref().is_some_and(|ex| ex.is_match(destination)) {
+        } else if self
+            .exclude
+            .as_ref()
+            .is_some_and(|ex| ex.is_match(destination))
+        {
             StepOutcome::Excluded
         } else {
             StepOutcome::Matched

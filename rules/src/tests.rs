@@ -84,14 +84,24 @@ fn explain_says_why_each_earlier_rule_did_not_match() {
 fn invalid_rules_are_refused_with_reasons() {
     let err = RuleSet::new(vec![Rule::new("bad", "conf_(", "c")]).unwrap_err();
     match err {
-        RuleError::InvalidPattern { rule, field, reason } => {
+        RuleError::InvalidPattern {
+            rule,
+            field,
+            reason,
+        } => {
             assert_eq!((rule.as_str(), field), ("bad", "pattern"));
             assert!(reason.contains("unclosed group"), "{reason}");
         }
         other => panic!("unexpected {other:?}"),
     }
     let err = RuleSet::new(vec![Rule::new("x", ".*", "c").exclude("[")]).unwrap_err();
-    assert!(matches!(err, RuleError::InvalidPattern { field: "exclude", .. }));
+    assert!(matches!(
+        err,
+        RuleError::InvalidPattern {
+            field: "exclude",
+            ..
+        }
+    ));
     let err = RuleSet::new(vec![Rule::new("a", ".*", "c"), Rule::new("a", "x", "d")]).unwrap_err();
     assert_eq!(err, RuleError::DuplicateName { name: "a".into() });
     assert!(matches!(

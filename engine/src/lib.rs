@@ -1,0 +1,11 @@
+//! The switchboard engine: configuration, applications, TTS, call
+//! orchestration and the HTTP server. `main.rs` is the command line.
+
+pub mod app;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod tts;
+
+pub use config::Config;
+pub use engine::Engine;
