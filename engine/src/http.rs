@@ -32,7 +32,7 @@ pub(crate) async fn serve(
 async fn health(State(engine): State<Arc<EngineInner>>) -> Json<serde_json::Value> {
     Json(json!({
         "status": if engine.shutting_down.load(Ordering::SeqCst) { "stopping" } else { "ok" },
-        "app": engine.app.name,
+        "default_app": engine.apps.default_app(),
         "calls": engine.calls.len(),
         "conferences": engine.rooms.len(),
         "calls_total": engine.stats.calls_total.load(Ordering::Relaxed),

@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod registry;
 pub mod tts;
 
 pub use config::Config;

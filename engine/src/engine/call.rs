@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use switchboard_media::{Codec, LegEvent, LegEvents, LegHandle, LegParams, PlayOptions, RtpSocket};
 use switchboard_scenarios::{
@@ -13,28 +14,58 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::events::{unix_ms, CallRecord, EngineEvent, LogLine, Scope};
 use super::EngineInner;
+use crate::app::Application;
 use crate::tts::Voice;
 
-/// A line of a call's log (scenario `console.*` output and engine notes).
-#[derive(Debug, Clone)]
-pub struct LogLine {
-    pub at: std::time::SystemTime,
-    pub level: LogLevel,
-    pub message: String,
-}
-
 /// Which rule and scenario the call is on now (changes with `routeTo`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Route {
     pub rule: String,
     pub scenario: String,
+    pub scenario_version: u32,
     pub destination: String,
+}
+
+/// A live call as the management API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallSnapshot {
+    pub id: String,
+    #[serde(flatten)]
+    pub scope: Scope,
+    pub from: String,
+    pub to: String,
+    pub destination: String,
+    pub transport: String,
+    pub direction: &'static str,
+    pub state: &'static str,
+    pub route: Option<Route>,
+    pub started_at_ms: u64,
+    pub answered_at_ms: Option<u64>,
+    pub duration_ms: u64,
+    /// The conference the call is in, if any.
+    pub conference: Option<String>,
+}
+
+/// Times and outcome, for the call record.
+#[derive(Debug, Default)]
+struct Timeline {
+    answered_at: Option<SystemTime>,
+    /// Final status of the INVITE transaction.
+    sip_code: Option<u16>,
 }
 
 pub struct Call {
     me: std::sync::Weak<Call>,
     info: CallInfo,
+    /// The application version this call runs (kept for its whole life).
+    app: Arc<Application>,
+    scope: Scope,
+    started_at: SystemTime,
+    timeline: Mutex<Timeline>,
+    /// The conference the call is in now.
+    conference: Mutex<Option<String>>,
     signaling: CallSignaling,
     engine: std::sync::Weak<EngineInner>,
     negotiated: sdp::Negotiated,
@@ -50,7 +81,7 @@ pub struct Call {
     events_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<CallEvent>>,
     /// Cancelled when the call ends, whoever ends it.
     ended: CancellationToken,
-    route: Mutex<Route>,
+    route: Mutex<Option<Route>>,
     log: Mutex<Vec<LogLine>>,
 }
 
@@ -58,6 +89,7 @@ impl Call {
     pub(crate) fn new(
         signaling: CallSignaling,
         engine: &Arc<EngineInner>,
+        app: Arc<Application>,
         negotiated: sdp::Negotiated,
         codec: Codec,
         socket: RtpSocket,
@@ -71,9 +103,18 @@ impl Call {
             transport: signaling.transport().as_str().to_string(),
         };
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let scope = Scope {
+            account: app.account.clone(),
+            app: app.id.clone(),
+        };
         Arc::new_cyclic(|me| Call {
             me: me.clone(),
             info,
+            app,
+            scope,
+            started_at: SystemTime::now(),
+            timeline: Mutex::new(Timeline::default()),
+            conference: Mutex::new(None),
             signaling,
             engine: Arc::downgrade(engine),
             negotiated,
@@ -85,7 +126,7 @@ impl Call {
             events_tx: Mutex::new(Some(events_tx)),
             events_rx: tokio::sync::Mutex::new(events_rx),
             ended: CancellationToken::new(),
-            route: Mutex::new(Route::default()),
+            route: Mutex::new(None),
             log: Mutex::new(Vec::new()),
         })
     }
@@ -104,12 +145,69 @@ impl Call {
         &self.ended
     }
 
-    pub fn route(&self) -> Route {
+    /// The application (version) the call runs.
+    pub fn app(&self) -> &Arc<Application> {
+        &self.app
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The rule and scenario handling the call now, once routed.
+    pub fn route(&self) -> Option<Route> {
         lock(&self.route).clone()
     }
 
     pub(crate) fn set_route(&self, route: Route) {
-        *lock(&self.route) = route;
+        self.notify(EngineEvent::CallRouted {
+            scope: self.scope.clone(),
+            call_id: self.info.id.clone(),
+            rule: route.rule.clone(),
+            scenario: route.scenario.clone(),
+            destination: route.destination.clone(),
+        });
+        *lock(&self.route) = Some(route);
+    }
+
+    pub(crate) fn set_conference(&self, conference: Option<String>) {
+        *lock(&self.conference) = conference;
+    }
+
+    /// What the management API shows of the call now.
+    pub fn snapshot(&self) -> CallSnapshot {
+        let answered_at = lock(&self.timeline).answered_at;
+        CallSnapshot {
+            id: self.info.id.clone(),
+            scope: self.scope.clone(),
+            from: self.info.from.clone(),
+            to: self.info.to.clone(),
+            destination: self.info.destination.clone(),
+            transport: self.info.transport.clone(),
+            direction: "inbound",
+            state: self.state().as_str(),
+            route: self.route(),
+            started_at_ms: unix_ms(self.started_at),
+            answered_at_ms: answered_at.map(unix_ms),
+            duration_ms: self
+                .started_at
+                .elapsed()
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            conference: lock(&self.conference).clone(),
+        }
+    }
+
+    /// Tells the engine's observers.
+    fn notify(&self, event: EngineEvent) {
+        if let Some(engine) = self.engine.upgrade() {
+            engine.observers.emit(event);
+        }
+    }
+
+    /// Records the final status sent for the INVITE (first one wins).
+    pub(crate) fn set_sip_code(&self, code: u16) {
+        lock(&self.timeline).sip_code.get_or_insert(code);
     }
 
     /// The call's log so far.
@@ -119,25 +217,34 @@ impl Call {
 
     /// Appends to the call's log and to the process log.
     pub(crate) fn log(&self, level: LogLevel, message: &str) {
-        let route = self.route();
+        let route = self.route().unwrap_or_default();
+        let (id, rule, scenario) = (&self.info.id, &route.rule, &route.scenario);
         match level {
-            LogLevel::Error => {
-                warn!(call = %self.info.id, rule = %route.rule, scenario = %route.scenario, "{message}")
-            }
-            LogLevel::Warn => {
-                warn!(call = %self.info.id, rule = %route.rule, scenario = %route.scenario, "{message}")
-            }
-            LogLevel::Info => {
-                info!(call = %self.info.id, rule = %route.rule, scenario = %route.scenario, "{message}")
-            }
-            LogLevel::Debug => {
-                debug!(call = %self.info.id, rule = %route.rule, scenario = %route.scenario, "{message}")
+            LogLevel::Error | LogLevel::Warn => warn!(call = %id, %rule, %scenario, "{message}"),
+            LogLevel::Info => info!(call = %id, %rule, %scenario, "{message}"),
+            LogLevel::Debug => debug!(call = %id, %rule, %scenario, "{message}"),
+        }
+        let line = LogLine {
+            at: SystemTime::now(),
+            level,
+            message: truncate(message, MAX_LOG_LINE).to_string(),
+        };
+        {
+            let mut log = lock(&self.log);
+            if log.len() < MAX_LOG_LINES {
+                log.push(line.clone());
+            } else if log.len() == MAX_LOG_LINES {
+                log.push(LogLine {
+                    at: line.at,
+                    level: LogLevel::Warn,
+                    message: format!("log truncated after {MAX_LOG_LINES} lines"),
+                });
             }
         }
-        lock(&self.log).push(LogLine {
-            at: std::time::SystemTime::now(),
-            level,
-            message: message.to_string(),
+        self.notify(EngineEvent::Log {
+            scope: self.scope.clone(),
+            call_id: Some(self.info.id.clone()),
+            line,
         });
     }
 
@@ -165,6 +272,36 @@ impl Call {
         lock(&self.events_tx).take();
         if let Some(engine) = self.engine.upgrade() {
             engine.calls.remove(&self.info.id);
+            engine.observers.emit(EngineEvent::CallEnded {
+                record: Box::new(self.record(reason)),
+            });
+        }
+    }
+
+    /// The call history record, at the end of the call.
+    fn record(&self, end_reason: &str) -> CallRecord {
+        let timeline = lock(&self.timeline);
+        let route = self.route();
+        let sip_code = timeline.sip_code.or(match end_reason {
+            "cancelled" => Some(487),
+            _ => None,
+        });
+        CallRecord {
+            id: self.info.id.clone(),
+            scope: self.scope.clone(),
+            from: self.info.from.clone(),
+            to: self.info.to.clone(),
+            destination: self.info.destination.clone(),
+            rule: route.as_ref().map(|r| r.rule.clone()),
+            scenario: route.as_ref().map(|r| r.scenario.clone()),
+            scenario_version: route.as_ref().map(|r| r.scenario_version),
+            direction: "inbound",
+            started_at: self.started_at,
+            answered_at: timeline.answered_at,
+            ended_at: SystemTime::now(),
+            end_reason: end_reason.to_string(),
+            sip_code,
+            log: self.log_lines(),
         }
     }
 
@@ -174,6 +311,7 @@ impl Call {
             CallState::Ended => return,
             CallState::Answered => self.signaling.hangup(Vec::new()).await,
             _ => {
+                self.set_sip_code(503);
                 self.signaling
                     .reject(503, Some("Service Unavailable"))
                     .await
@@ -219,6 +357,12 @@ impl Call {
                             switchboard_media::DtmfSource::SipInfo => "info",
                             switchboard_media::DtmfSource::Inband => "inband",
                         };
+                        call.notify(EngineEvent::Digit {
+                            scope: call.scope.clone(),
+                            call_id: call.info.id.clone(),
+                            digit: d.digit,
+                            source: source.to_string(),
+                        });
                         call.emit(CallEvent::Dtmf {
                             digit: d.digit,
                             source: source.to_string(),
@@ -260,6 +404,22 @@ fn end_reason_name(reason: &EndReason) -> &'static str {
         EndReason::TransportError(_) => "transport-error",
         EndReason::Shutdown => "shutdown",
     }
+}
+
+/// A call's log keeps at most this many lines...
+const MAX_LOG_LINES: usize = 2000;
+/// ...of at most this many bytes each.
+const MAX_LOG_LINE: usize = 4096;
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -314,6 +474,15 @@ impl CallControl for Call {
             }
             *state = CallState::Answered;
         }
+        {
+            let mut timeline = lock(&self.timeline);
+            timeline.answered_at = Some(SystemTime::now());
+            timeline.sip_code.get_or_insert(200);
+        }
+        self.notify(EngineEvent::CallAnswered {
+            scope: self.scope.clone(),
+            call_id: self.info.id.clone(),
+        });
         self.pump_leg_events(events);
         info!(call = %self.info.id, codec = self.codec.encoding_name(), rtp = %local, "answered");
         Ok(())
@@ -338,6 +507,7 @@ impl CallControl for Call {
             .reject(code, reason.as_deref())
             .await
             .map_err(|e| CallError::Other(e.to_string()))?;
+        self.set_sip_code(code);
         self.mark_ended(&EndReason::Local);
         Ok(())
     }

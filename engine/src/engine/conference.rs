@@ -12,16 +12,42 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use super::events::{EngineEvent, Scope};
 use super::{Call, EngineInner};
 use crate::tts::Voice;
+
+/// A conference as the management API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConferenceSnapshot {
+    pub name: String,
+    #[serde(flatten)]
+    pub scope: Scope,
+    pub participants: Vec<ParticipantSnapshot>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ParticipantSnapshot {
+    pub call_id: String,
+    pub from: String,
+    pub muted: bool,
+    pub deaf: bool,
+    pub talking: bool,
+}
+
+/// One participant's state in the room.
+struct Participant {
+    call: Arc<Call>,
+    options: ParticipantOptions,
+    talking: bool,
+}
 
 pub struct Conference {
     me: Weak<Conference>,
     name: String,
-    app: String,
+    scope: Scope,
     media: ConferenceHandle,
     engine: Weak<EngineInner>,
-    participants: Mutex<Vec<Arc<Call>>>,
+    participants: Mutex<Vec<Participant>>,
     events_tx: mpsc::UnboundedSender<ConferenceEvent>,
     events_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<ConferenceEvent>>,
     /// Cancelled when the room closes: participant watchers stop.
@@ -29,12 +55,12 @@ pub struct Conference {
 }
 
 impl Conference {
-    pub(crate) fn new(engine: &Arc<EngineInner>, app: &str, name: &str) -> Arc<Conference> {
+    pub(crate) fn new(engine: &Arc<EngineInner>, scope: Scope, name: &str) -> Arc<Conference> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         Arc::new_cyclic(|me| Conference {
             me: me.clone(),
             name: name.to_string(),
-            app: app.to_string(),
+            scope,
             media: engine.media.create_conference(name),
             engine: Arc::downgrade(engine),
             participants: Mutex::new(Vec::new()),
@@ -44,24 +70,60 @@ impl Conference {
         })
     }
 
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// What the management API shows of the room now.
+    pub fn snapshot(&self) -> ConferenceSnapshot {
+        ConferenceSnapshot {
+            name: self.name.clone(),
+            scope: self.scope.clone(),
+            participants: lock(&self.participants)
+                .iter()
+                .map(|p| ParticipantSnapshot {
+                    call_id: p.call.id().to_string(),
+                    from: p.call.info().from.clone(),
+                    muted: p.options.muted,
+                    deaf: p.options.deaf,
+                    talking: p.talking,
+                })
+                .collect(),
+        }
+    }
+
     /// Frees the mix. Participants still up are not hung up (see `end`).
     pub(crate) fn close(&self) {
         self.closed.cancel();
         self.media.close();
-        info!(app = %self.app, conference = %self.name, "conference closed");
+        info!(app = %self.scope.app, conference = %self.name, "conference closed");
     }
 
     fn remove(&self, call_id: &str) {
         let now_empty = {
             let mut participants = lock(&self.participants);
             let before = participants.len();
-            participants.retain(|c| c.id() != call_id);
+            participants.retain(|p| p.call.id() != call_id);
             if participants.len() == before {
                 return;
             }
             participants.is_empty()
         };
         info!(conference = %self.name, call = call_id, "left conference");
+        if let Some(engine) = self.engine.upgrade() {
+            if let Some(call) = engine.calls.get(call_id) {
+                call.set_conference(None);
+            }
+            engine.observers.emit(EngineEvent::ParticipantLeft {
+                scope: self.scope.clone(),
+                conference: self.name.clone(),
+                call_id: call_id.to_string(),
+            });
+        }
         let _ = self.events_tx.send(ConferenceEvent::Leave {
             call_id: call_id.to_string(),
         });
@@ -88,7 +150,7 @@ impl ConferenceControl for Conference {
     fn participants(&self) -> Vec<String> {
         lock(&self.participants)
             .iter()
-            .map(|c| c.id().to_string())
+            .map(|p| p.call.id().to_string())
             .collect()
     }
 
@@ -113,7 +175,7 @@ impl ConferenceControl for Conference {
                 .await
                 .map_err(|e| ConferenceError::Other(format!("cannot answer {id}: {e}")))?;
         }
-        if lock(&self.participants).iter().any(|c| c.id() == id) {
+        if lock(&self.participants).iter().any(|p| p.call.id() == id) {
             return Ok(());
         }
         let leg = call
@@ -128,8 +190,18 @@ impl ConferenceControl for Conference {
                 },
             )
             .map_err(|e| ConferenceError::Other(e.to_string()))?;
-        lock(&self.participants).push(call.clone());
+        lock(&self.participants).push(Participant {
+            call: call.clone(),
+            options: opts,
+            talking: false,
+        });
+        call.set_conference(Some(self.name.clone()));
         info!(conference = %self.name, call = %id, "joined conference");
+        engine.observers.emit(EngineEvent::ParticipantJoined {
+            scope: self.scope.clone(),
+            conference: self.name.clone(),
+            call_id: id.clone(),
+        });
         let _ = self.events_tx.send(ConferenceEvent::Join {
             call_id: id.clone(),
         });
@@ -166,7 +238,10 @@ impl ConferenceControl for Conference {
     }
 
     async fn end(&self) {
-        let participants: Vec<Arc<Call>> = lock(&self.participants).clone();
+        let participants: Vec<Arc<Call>> = lock(&self.participants)
+            .iter()
+            .map(|p| p.call.clone())
+            .collect();
         for call in participants {
             let _ = call.hangup().await;
         }

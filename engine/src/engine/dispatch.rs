@@ -5,15 +5,19 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use std::sync::atomic::Ordering;
+
 use switchboard_media::Codec;
 use switchboard_scenarios::{
-    CallContext, CallControl, InstanceContext, RouteError, ScenarioError, ScenarioInstance,
+    CallContext, CallControl, CallState, InstanceContext, LogLevel, RouteError, ScenarioError,
+    ScenarioInstance,
 };
 use switchboard_sip::{sdp, IncomingCall};
 use tracing::{info, warn, Instrument};
 
+use super::events::{CallRecord, EngineEvent, LogLine, Scope};
 use super::host::InstanceHost;
-use super::{Call, Conference, EngineInner};
+use super::{Call, Conference, EngineInner, Route};
 use crate::app::Application;
 
 /// Codecs we accept, best first when we get to choose.
@@ -35,6 +39,19 @@ pub(crate) struct Rooms {
 }
 
 impl Rooms {
+    /// The conference of a live room.
+    pub(crate) fn conference(&self, app: &str, destination: &str) -> Option<Arc<Conference>> {
+        self.get(app, destination).map(|r| r.conference)
+    }
+
+    /// Every live room's conference.
+    pub(crate) fn conferences(&self) -> Vec<Arc<Conference>> {
+        let mut rooms: Vec<Arc<Conference>> =
+            self.lock().values().map(|r| r.conference.clone()).collect();
+        rooms.sort_by(|a, b| (&a.scope().app, a.name()).cmp(&(&b.scope().app, b.name())));
+        rooms
+    }
+
     fn get(&self, app: &str, destination: &str) -> Option<Room> {
         self.lock()
             .get(&(app.to_string(), destination.to_string()))
@@ -63,14 +80,12 @@ impl Rooms {
 }
 
 impl EngineInner {
-    /// A new INVITE: check it can be served, then route it.
+    /// A new INVITE: find its application, check it can be served, route it.
     pub(crate) async fn handle_incoming(self: Arc<Self>, incoming: IncomingCall) {
         let signaling = incoming.signaling;
         let span = tracing::info_span!("call", id = %signaling.id());
         async move {
-            self.stats
-                .calls_total
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats.calls_total.fetch_add(1, Ordering::Relaxed);
             let destination = signaling.destination().to_string();
             info!(
                 from = %signaling.from(),
@@ -80,25 +95,36 @@ impl EngineInner {
                 remote = %signaling.remote_addr(),
                 "incoming call"
             );
+            let host = uri_host(signaling.request_uri());
+            let app = self.apps.resolve(host, &destination);
             let refuse = |code: u16, reason: &'static str, why: String| {
                 let signaling = signaling.clone();
                 let engine = self.clone();
+                let app = app.clone();
                 async move {
                     warn!(code, "rejecting call: {why}");
-                    engine
-                        .stats
-                        .calls_rejected
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    engine.stats.calls_rejected.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = signaling.reject(code, Some(reason)).await {
                         warn!(error = %e, "could not send {code}");
                     }
+                    if let Some(app) = app {
+                        engine.record_refused(&signaling, &app, code, &why);
+                    }
                 }
             };
-            if self.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+            if self.shutting_down.load(Ordering::SeqCst) {
                 return refuse(503, "Service Unavailable", "shutting down".into()).await;
             }
-            if self.app.rules.route(&destination).is_none() {
-                let why = self.app.rules.explain(&destination).to_string();
+            let Some(app) = app.clone() else {
+                return refuse(
+                    404,
+                    "Not Found",
+                    format!("no application for {destination}@{host}"),
+                )
+                .await;
+            };
+            if app.rules.route(&destination).is_none() {
+                let why = app.rules.explain(&destination).to_string();
                 return refuse(404, "Not Found", why.replace('\n', "; ")).await;
             }
             let Some(offer) = signaling.offer() else {
@@ -129,8 +155,16 @@ impl EngineInner {
                 Ok(s) => s,
                 Err(e) => return refuse(503, "Service Unavailable", e.to_string()).await,
             };
-            let call = Call::new(signaling.clone(), &self, negotiated, codec, socket);
+            let call = Call::new(signaling.clone(), &self, app, negotiated, codec, socket);
             self.calls.insert(call.id().to_string(), call.clone());
+            self.observers.emit(EngineEvent::CallStarted {
+                scope: call.scope().clone(),
+                call_id: call.id().to_string(),
+                from: signaling.from().to_string(),
+                to: signaling.to().to_string(),
+                destination: destination.clone(),
+                direction: "inbound",
+            });
 
             // Signalling events: the call ends however it ends.
             let mut events = incoming.events;
@@ -149,13 +183,9 @@ impl EngineInner {
                 .dispatch(call.clone(), &destination, serde_json::Value::Null)
                 .await
             {
-                call.log(
-                    switchboard_scenarios::LogLevel::Error,
-                    &format!("cannot route: {e}"),
-                );
+                call.log(LogLevel::Error, &format!("cannot route: {e}"));
                 let _ = match call.state() {
-                    switchboard_scenarios::CallState::Incoming
-                    | switchboard_scenarios::CallState::Ringing => {
+                    CallState::Incoming | CallState::Ringing => {
                         call.reject(500, Some("Server Internal Error".into())).await
                     }
                     _ => call.hangup().await,
@@ -166,6 +196,43 @@ impl EngineInner {
         .await
     }
 
+    /// Call history for a call refused before it got a [`Call`].
+    fn record_refused(
+        &self,
+        signaling: &switchboard_sip::CallSignaling,
+        app: &Application,
+        code: u16,
+        why: &str,
+    ) {
+        let now = std::time::SystemTime::now();
+        self.observers.emit(EngineEvent::CallEnded {
+            record: Box::new(CallRecord {
+                id: signaling.id().to_string(),
+                scope: Scope {
+                    account: app.account.clone(),
+                    app: app.id.clone(),
+                },
+                from: signaling.from().to_string(),
+                to: signaling.to().to_string(),
+                destination: signaling.destination().to_string(),
+                rule: None,
+                scenario: None,
+                scenario_version: None,
+                direction: "inbound",
+                started_at: now,
+                answered_at: None,
+                ended_at: now,
+                end_reason: "rejected".to_string(),
+                sip_code: Some(code),
+                log: vec![LogLine {
+                    at: now,
+                    level: LogLevel::Warn,
+                    message: format!("rejected with {code}: {why}"),
+                }],
+            }),
+        });
+    }
+
     /// Routes `call` to `destination` within its application.
     pub(crate) async fn dispatch(
         self: &Arc<Self>,
@@ -173,18 +240,19 @@ impl EngineInner {
         destination: &str,
         custom_data: serde_json::Value,
     ) -> Result<(), RouteError> {
-        let app = self.app.clone();
+        let app = call.app().clone();
         let rule = app
             .rules
             .route(destination)
             .map(|m| m.rule.clone())
             .ok_or_else(|| RouteError::NoRoute(destination.to_string()))?;
-        let scenario = app
+        let entry = app
             .scenario(&rule.scenario)
             .ok_or_else(|| RouteError::Other(format!("scenario {:?} is missing", rule.scenario)))?;
-        call.set_route(super::call::Route {
+        call.set_route(Route {
             rule: rule.name.clone(),
             scenario: rule.scenario.clone(),
+            scenario_version: entry.version,
             destination: destination.to_string(),
         });
         info!(call = %call.id(), rule = %rule.name, scenario = %rule.scenario, %destination, "routed");
@@ -199,12 +267,17 @@ impl EngineInner {
             destination: destination.to_string(),
             custom_data,
         };
-        let host = Arc::new(InstanceHost::new(self, &rule.scenario));
+        let host = Arc::new(InstanceHost::new(self, &app, &rule.scenario));
         if !rule.conference {
-            let instance =
-                ScenarioInstance::start(scenario, instance_ctx, host, self.limits.clone(), None)
-                    .await
-                    .map_err(|e| RouteError::Other(e.to_string()))?;
+            let instance = ScenarioInstance::start(
+                &entry.scenario,
+                instance_ctx,
+                host,
+                self.limits.clone(),
+                None,
+            )
+            .await
+            .map_err(|e| RouteError::Other(e.to_string()))?;
             return instance
                 .on_call(call, call_ctx)
                 .map_err(|e| RouteError::Other(e.to_string()));
@@ -215,7 +288,7 @@ impl EngineInner {
                 .room(
                     &app,
                     destination,
-                    scenario,
+                    &entry.scenario,
                     instance_ctx.clone(),
                     host.clone(),
                 )
@@ -226,8 +299,7 @@ impl EngineInner {
             {
                 Ok(()) => return Ok(()),
                 Err(ScenarioError::Closed) => {
-                    self.rooms
-                        .remove_if(&app.name, destination, &room.conference);
+                    self.rooms.remove_if(&app.id, destination, &room.conference);
                 }
                 Err(e) => return Err(RouteError::Other(e.to_string())),
             }
@@ -246,14 +318,18 @@ impl EngineInner {
         ctx: InstanceContext,
         host: Arc<InstanceHost>,
     ) -> Result<Room, RouteError> {
-        if let Some(room) = self.rooms.get(&app.name, destination) {
+        if let Some(room) = self.rooms.get(&app.id, destination) {
             return Ok(room);
         }
         let _creating = self.rooms.creating.lock().await;
-        if let Some(room) = self.rooms.get(&app.name, destination) {
+        if let Some(room) = self.rooms.get(&app.id, destination) {
             return Ok(room);
         }
-        let conference = Conference::new(self, &app.name, destination);
+        let scope = Scope {
+            account: app.account.clone(),
+            app: app.id.clone(),
+        };
+        let conference = Conference::new(self, scope, destination);
         let instance = match ScenarioInstance::start(
             scenario,
             ctx,
@@ -275,19 +351,45 @@ impl EngineInner {
         };
         self.rooms
             .lock()
-            .insert((app.name.clone(), destination.to_string()), room.clone());
-        info!(app = %app.name, conference = %destination, "conference opened");
+            .insert((app.id.clone(), destination.to_string()), room.clone());
+        info!(app = %app.id, conference = %destination, "conference opened");
         // The last one out ends the room: when the instance ends, free it.
         let engine = Arc::downgrade(self);
-        let app_name = app.name.clone();
+        let app_id = app.id.clone();
         let destination = destination.to_string();
         tokio::spawn(async move {
             instance.closed().await;
             if let Some(engine) = engine.upgrade() {
-                engine.rooms.remove_if(&app_name, &destination, &conference);
+                engine.rooms.remove_if(&app_id, &destination, &conference);
             }
             conference.close();
         });
         Ok(room)
+    }
+}
+
+/// The host part of a SIP URI (`sip:user@host:port;params` → `host`).
+fn uri_host(uri: &str) -> &str {
+    let rest = uri.split_once(':').map(|(_, rest)| rest).unwrap_or(uri);
+    let rest = rest.rsplit_once('@').map(|(_, host)| host).unwrap_or(rest);
+    let end = rest.find([';', '?', '>']).unwrap_or(rest.len());
+    let host_port = &rest[..end];
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    host_port.split(':').next().unwrap_or(host_port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_host;
+
+    #[test]
+    fn hosts_of_request_uris() {
+        assert_eq!(uri_host("sip:conf_1@example.com"), "example.com");
+        assert_eq!(uri_host("sip:1@10.0.0.1:5060;transport=tcp"), "10.0.0.1");
+        assert_eq!(uri_host("sips:a@[::1]:5061"), "::1");
+        assert_eq!(uri_host("sip:example.org"), "example.org");
+        assert_eq!(uri_host("sip:a%40b@host?x=y"), "host");
     }
 }

@@ -6,19 +6,41 @@ use std::sync::{Arc, Weak};
 use switchboard_scenarios::{CallControl, LogLevel, RouteError, ScenarioHost};
 use tracing::{debug, error, info, warn};
 
-use super::EngineInner;
+use super::events::{EngineEvent, LogLine, Scope};
+use super::{Call, EngineInner};
+use crate::app::Application;
 
 pub(crate) struct InstanceHost {
     engine: Weak<EngineInner>,
+    app: Arc<Application>,
+    scope: Scope,
     scenario: String,
 }
 
 impl InstanceHost {
-    pub(crate) fn new(engine: &Arc<EngineInner>, scenario: &str) -> InstanceHost {
+    pub(crate) fn new(
+        engine: &Arc<EngineInner>,
+        app: &Arc<Application>,
+        scenario: &str,
+    ) -> InstanceHost {
         InstanceHost {
             engine: Arc::downgrade(engine),
+            app: app.clone(),
+            scope: Scope {
+                account: app.account.clone(),
+                app: app.id.clone(),
+            },
             scenario: scenario.to_string(),
         }
+    }
+
+    /// A call of this engine that belongs to this instance's application.
+    fn own_call(&self, engine: &EngineInner, id: &str) -> Option<Arc<Call>> {
+        engine
+            .calls
+            .get(id)
+            .map(|c| c.clone())
+            .filter(|c| Arc::ptr_eq(c.app(), &self.app) || c.app().id == self.app.id)
     }
 }
 
@@ -35,29 +57,49 @@ impl ScenarioHost for InstanceHost {
             .upgrade()
             .ok_or_else(|| RouteError::Other("engine stopped".into()))?;
         let id = call.info().id.clone();
-        // Only calls of this engine (and so of this application) can be routed.
-        let call = engine
-            .calls
-            .get(&id)
-            .map(|c| c.clone())
+        // Only calls of this engine and this application can be routed.
+        let call = self
+            .own_call(&engine, &id)
             .ok_or_else(|| RouteError::Other(format!("call {id} has ended")))?;
         engine.dispatch(call, destination, custom_data).await
     }
 
     fn log(&self, call_id: Option<&str>, level: LogLevel, message: &str) {
-        let call = call_id.and_then(|id| {
-            self.engine
-                .upgrade()
-                .and_then(|e| e.calls.get(id).map(|c| c.clone()))
-        });
-        match call {
+        let Some(engine) = self.engine.upgrade() else {
+            return;
+        };
+        if level == LogLevel::Error {
+            engine
+                .stats
+                .scenario_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            engine.observers.emit(EngineEvent::ScenarioError {
+                scope: self.scope.clone(),
+                scenario: self.scenario.clone(),
+                call_id: call_id.map(str::to_string),
+                message: message.to_string(),
+            });
+        }
+        match call_id.and_then(|id| self.own_call(&engine, id)) {
             Some(call) => call.log(level, message),
-            None => match level {
-                LogLevel::Error => error!(scenario = %self.scenario, "{message}"),
-                LogLevel::Warn => warn!(scenario = %self.scenario, "{message}"),
-                LogLevel::Info => info!(scenario = %self.scenario, "{message}"),
-                LogLevel::Debug => debug!(scenario = %self.scenario, "{message}"),
-            },
+            None => {
+                let (app, scenario) = (&self.scope.app, &self.scenario);
+                match level {
+                    LogLevel::Error => error!(%app, %scenario, "{message}"),
+                    LogLevel::Warn => warn!(%app, %scenario, "{message}"),
+                    LogLevel::Info => info!(%app, %scenario, "{message}"),
+                    LogLevel::Debug => debug!(%app, %scenario, "{message}"),
+                }
+                engine.observers.emit(EngineEvent::Log {
+                    scope: self.scope.clone(),
+                    call_id: None,
+                    line: LogLine {
+                        at: std::time::SystemTime::now(),
+                        level,
+                        message: message.to_string(),
+                    },
+                });
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 mod call;
 mod conference;
 mod dispatch;
+pub mod events;
 mod host;
 
 use std::net::SocketAddr;
@@ -24,11 +25,14 @@ use tracing::{info, warn};
 
 use crate::app::Application;
 use crate::config::Config;
+use crate::registry::{AppRegistry, AppRoutes};
 use crate::tts::{CachedTts, Espeak, TtsProvider};
 
-pub use call::Call;
-pub use conference::Conference;
+pub use call::{Call, CallSnapshot, Route};
+pub use conference::{Conference, ConferenceSnapshot, ParticipantSnapshot};
 use dispatch::Rooms;
+use events::Observers;
+pub use events::{CallRecord, EngineEvent, EngineObserver, LogLine, Scope};
 
 /// How long shutdown waits for BYEs to be answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -41,6 +45,14 @@ pub enum EngineError {
     Media(#[from] switchboard_media::MediaError),
     #[error("HTTP: {0}")]
     Http(std::io::Error),
+    #[error("no call {0}")]
+    NoSuchCall(String),
+    #[error("no conference {0}")]
+    NoSuchConference(String),
+    #[error("{0}")]
+    Call(#[from] switchboard_scenarios::CallError),
+    #[error("{0}")]
+    Conference(#[from] switchboard_scenarios::ConferenceError),
 }
 
 /// Counters for `/health` and, later, `/metrics`.
@@ -54,7 +66,8 @@ pub struct Stats {
 /// Shared state of a running engine.
 pub(crate) struct EngineInner {
     pub(crate) config: Config,
-    pub(crate) app: Arc<Application>,
+    pub(crate) apps: AppRegistry,
+    pub(crate) observers: Observers,
     pub(crate) sip: SipEndpoint,
     pub(crate) media: MediaEngine,
     pub(crate) tts: CachedTts,
@@ -76,8 +89,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts SIP, media and HTTP with `app` and serves until shut down.
+    /// Starts SIP, media and HTTP with `app` as the default application
+    /// (every call reaches it unless another application claims its number
+    /// or domain) and serves until shut down.
     pub async fn start(config: Config, app: Application) -> Result<Engine, EngineError> {
+        let apps = AppRegistry::default();
+        let default_id = app.id.clone();
+        // A fresh registry has no routes to conflict with.
+        let _ = apps.install(app, AppRoutes::default());
+        apps.set_default(Some(&default_id));
+        Engine::start_with(config, apps).await
+    }
+
+    /// Starts with the given applications.
+    pub async fn start_with(config: Config, apps: AppRegistry) -> Result<Engine, EngineError> {
         let media = MediaEngine::start(MediaConfig {
             bind_ip: config.rtp_ip,
             rtp_ports: config.rtp_ports.clone(),
@@ -105,7 +130,8 @@ impl Engine {
         };
         let inner = Arc::new(EngineInner {
             config: config.clone(),
-            app: Arc::new(app),
+            apps,
+            observers: Observers::default(),
             sip,
             media,
             tts,
@@ -141,7 +167,7 @@ impl Engine {
             stopped,
         };
         info!(
-            app = %engine.inner.app.name,
+            default_app = ?engine.inner.apps.default_app(),
             sip_udp = ?engine.sip_addr(Transport::Udp),
             sip_tcp = ?engine.sip_addr(Transport::Tcp),
             http = %http_addr,
@@ -164,6 +190,59 @@ impl Engine {
     /// Live calls right now.
     pub fn active_calls(&self) -> usize {
         self.inner.calls.len()
+    }
+
+    /// The live applications: install, replace or remove them here; the next
+    /// call uses the change.
+    pub fn apps(&self) -> &AppRegistry {
+        &self.inner.apps
+    }
+
+    /// Calls `observer` for every [`EngineEvent`] from now on.
+    pub fn observe(&self, observer: Arc<dyn EngineObserver>) {
+        self.inner.observers.add(observer);
+    }
+
+    /// Every live call.
+    pub fn calls(&self) -> Vec<CallSnapshot> {
+        let mut calls: Vec<CallSnapshot> = self.inner.calls.iter().map(|c| c.snapshot()).collect();
+        calls.sort_by_key(|c| c.started_at_ms);
+        calls
+    }
+
+    /// A live call.
+    pub fn call(&self, id: &str) -> Option<Arc<Call>> {
+        self.inner.calls.get(id).map(|c| c.clone())
+    }
+
+    /// Hangs up a live call (BYE, or 480 when not answered yet).
+    pub async fn hangup(&self, id: &str) -> Result<(), EngineError> {
+        let call = self
+            .call(id)
+            .ok_or_else(|| EngineError::NoSuchCall(id.to_string()))?;
+        use switchboard_scenarios::CallControl;
+        call.hangup().await?;
+        Ok(())
+    }
+
+    /// Every live conference.
+    pub fn conferences(&self) -> Vec<Arc<Conference>> {
+        self.inner.rooms.conferences()
+    }
+
+    /// A live conference of an application.
+    pub fn conference(&self, app: &str, name: &str) -> Option<Arc<Conference>> {
+        self.inner.rooms.conference(app, name)
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> &Stats {
+        &self.inner.stats
+    }
+
+    /// Media counters (RTP packets, loss).
+    pub fn media_stats(&self) -> switchboard_media::MediaStats {
+        self.inner.media.stats()
     }
 
     /// Ends every call with BYE (or a final response), then stops SIP, media
