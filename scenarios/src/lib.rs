@@ -35,8 +35,9 @@ use std::time::Duration;
 
 pub use host::{
     CallControl, CallError, CallEvent, CallInfo, CallState, ConferenceControl, ConferenceError,
-    ConferenceEvent, LogLevel, MediaOutcome, ParticipantOptions, RouteError, SayOptions,
-    ScenarioHost,
+    ConferenceEvent, ConferenceOptions, DialError, DialOptions, FetchError, FetchRequest,
+    FetchResponse, LogLevel, MediaOutcome, ParticipantInfo, ParticipantOptions, ParticipantUpdate,
+    PlayOptions, RecordOptions, RecordingInfo, RouteError, SayOptions, ScenarioHost,
 };
 
 /// A scenario failed to compile.
