@@ -558,10 +558,10 @@ pub(crate) fn end_idle(st: &JsState, slot: SlotId) {
 pub(crate) async fn end_call(control: &dyn CallControl, code: u16) -> Result<(), CallError> {
     match control.state() {
         CallState::Ended => Ok(()),
-        CallState::Answered => control.hangup().await,
+        CallState::Answered => control.hangup(Vec::new()).await,
         CallState::Incoming | CallState::Ringing => match control.reject(code, None).await {
             // Answered in the meantime.
-            Err(CallError::InvalidState(_)) => control.hangup().await,
+            Err(CallError::InvalidState(_)) => control.hangup(Vec::new()).await,
             other => other,
         },
     }

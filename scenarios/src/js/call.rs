@@ -294,7 +294,7 @@ fn answer<'js>(ctx: &Ctx<'js>, call: &JsCall) -> rquickjs::Result<Promise<'js>> 
     match target(&st, call) {
         Target::Live(slot) => {
             let control = call.control.clone();
-            let operation = async move { OpResult::Call(control.answer().await) };
+            let operation = async move { OpResult::Call(control.answer(Vec::new()).await) };
             Ok(ops::start(ctx, &st, Some(slot), false, operation)?.0)
         }
         other => not_live(ctx, call, other, None),
@@ -337,7 +337,7 @@ fn hangup<'js>(ctx: &Ctx<'js>, call: &JsCall) -> rquickjs::Result<Promise<'js>> 
     match target(&st, call) {
         Target::Live(slot) => {
             let control = call.control.clone();
-            let operation = async move { OpResult::Call(control.hangup().await) };
+            let operation = async move { OpResult::Call(control.hangup(Vec::new()).await) };
             Ok(ops::start(ctx, &st, Some(slot), false, operation)?.0)
         }
         other => not_live(ctx, call, other, Some(Value::new_undefined(ctx.clone()))),

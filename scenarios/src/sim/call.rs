@@ -161,6 +161,7 @@ impl SimCall {
                 destination: String::new(),
                 headers: Vec::new(),
                 transport: "sim".to_string(),
+                direction: "inbound".to_string(),
             },
             script: Vec::new(),
             speech_per_char: DEFAULT_SPEECH_PER_CHAR,
@@ -265,6 +266,16 @@ impl SimCall {
 
 #[async_trait::async_trait]
 impl CallControl for SimCall {
+    // TEMPORARY on the engine3 branch (replaced by the scenarios3 branch).
+    async fn ring(&self) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
+    async fn early_media(&self) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
+    async fn play(&self, _s: &str, _o: crate::host::PlayOptions) -> Result<MediaOutcome, CallError> { Err(CallError::Other("sim".into())) }
+    async fn send_digits(&self, _d: &str) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
+    async fn record(&self, _o: crate::host::RecordOptions) -> Result<crate::host::RecordingInfo, CallError> { Err(CallError::Other("sim".into())) }
+    async fn stop_recording(&self, _id: &str) -> Result<crate::host::RecordingInfo, CallError> { Err(CallError::Other("sim".into())) }
+    async fn bridge(&self, _o: std::sync::Arc<dyn CallControl>) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
+    async fn unbridge(&self) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
+
     fn info(&self) -> &CallInfo {
         &self.info
     }
@@ -273,7 +284,7 @@ impl CallControl for SimCall {
         self.lock().state
     }
 
-    async fn answer(&self) -> Result<(), CallError> {
+    async fn answer(&self, _headers: Vec<(String, String)>) -> Result<(), CallError> {
         let mut inner = self.lock();
         match inner.state {
             CallState::Ended => Err(CallError::Ended),
@@ -299,7 +310,7 @@ impl CallControl for SimCall {
         }
     }
 
-    async fn hangup(&self) -> Result<(), CallError> {
+    async fn hangup(&self, _headers: Vec<(String, String)>) -> Result<(), CallError> {
         self.end(
             SimEvent::HungUp {
                 by: HangupSide::Local,
