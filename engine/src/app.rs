@@ -197,6 +197,19 @@ impl Application {
         })
     }
 
+    /// Whether scenarios may reach `host` (`fetch`, `play` of a URL): listed
+    /// exactly, or under a `*.example.com` wildcard.
+    pub fn allows_host(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        self.allowed_hosts.iter().any(|allowed| {
+            let allowed = allowed.to_ascii_lowercase();
+            match allowed.strip_prefix("*.") {
+                Some(suffix) => host.ends_with(&format!(".{suffix}")),
+                None => host == allowed,
+            }
+        })
+    }
+
     pub fn scenario(&self, name: &str) -> Option<&ScenarioEntry> {
         self.scenarios.get(name)
     }

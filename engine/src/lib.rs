@@ -4,8 +4,10 @@
 pub mod app;
 pub mod config;
 pub mod engine;
+pub mod fetch;
 pub mod http;
 pub mod registry;
+pub mod sources;
 pub mod tts;
 
 pub use config::Config;

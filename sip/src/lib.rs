@@ -334,6 +334,11 @@ impl CallSignaling {
     pub async fn ring(&self) -> Result<(), SipError> {
         self.call().ring()
     }
+    /// Sends 183 Session Progress with `sdp`: the caller hears our media
+    /// before the call is answered (no PRACK: the 183 is not reliable).
+    pub async fn early_media(&self, sdp: String) -> Result<(), SipError> {
+        self.call().early_media(sdp)
+    }
     /// Sends 200 OK with `sdp` as body (and extra headers, e.g. `X-` ones).
     /// Returns once handed to the INVITE transaction; the stack retransmits
     /// it until the ACK comes ([`CallEvent::Confirmed`]) or gives up

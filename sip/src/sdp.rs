@@ -805,3 +805,81 @@ mod tests {
         assert!(!answer.contains("telephone-event"));
     }
 }
+
+/// Writes an SDP offer for one audio stream at `local` with `formats` in
+/// our order of preference (each with its payload type, encoding and rate)
+/// and telephone-event at payload type `dtmf_payload_type` for each clock
+/// rate used (8 kHz here).
+pub fn write_offer(
+    local: SocketAddr,
+    session_id: u64,
+    formats: &[Format],
+    dtmf_payload_type: Option<u8>,
+) -> String {
+    let net = match local.ip() {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    };
+    let ip = local.ip();
+    let mut sdp = String::with_capacity(320);
+    let _ = write!(
+        sdp,
+        "v=0\r\no=switchboard {session_id} {session_id} IN {net} {ip}\r\ns=switchboard\r\n\
+         c=IN {net} {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP",
+        local.port()
+    );
+    for format in formats {
+        let _ = write!(sdp, " {}", format.payload_type);
+    }
+    if let Some(pt) = dtmf_payload_type {
+        let _ = write!(sdp, " {pt}");
+    }
+    sdp.push_str("\r\n");
+    for format in formats {
+        write_rtpmap(&mut sdp, format);
+        if let Some(fmtp) = &format.fmtp {
+            let _ = write!(sdp, "a=fmtp:{} {fmtp}\r\n", format.payload_type);
+        }
+    }
+    if let Some(pt) = dtmf_payload_type {
+        let _ = write!(
+            sdp,
+            "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} {TELEPHONE_EVENTS}\r\n"
+        );
+    }
+    let _ = write!(sdp, "a=ptime:{DEFAULT_PTIME_MS}\r\na=sendrecv\r\n");
+    sdp
+}
+
+#[cfg(test)]
+mod offer_tests {
+    use super::*;
+
+    #[test]
+    fn an_offer_parses_back_and_negotiates() {
+        let formats = [
+            Format {
+                payload_type: 0,
+                encoding: "PCMU".into(),
+                clock_rate: 8000,
+                channels: 1,
+                fmtp: None,
+            },
+            Format {
+                payload_type: 8,
+                encoding: "PCMA".into(),
+                clock_rate: 8000,
+                channels: 1,
+                fmtp: None,
+            },
+        ];
+        let local: SocketAddr = "192.0.2.1:40000".parse().unwrap();
+        let offer = write_offer(local, 7, &formats, Some(101));
+        let parsed = parse_offer(offer.as_bytes()).unwrap();
+        assert_eq!(parsed.port, 40000);
+        assert_eq!(parsed.address, local.ip());
+        let n = negotiate(&parsed, &[("PCMA", 8000)]).unwrap();
+        assert_eq!(n.codec.payload_type, 8);
+        assert_eq!(n.dtmf.map(|d| d.payload_type), Some(101));
+    }
+}

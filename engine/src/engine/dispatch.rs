@@ -21,7 +21,7 @@ use super::{Call, Conference, EngineInner, Route};
 use crate::app::Application;
 
 /// Codecs we accept, best first when we get to choose.
-const SUPPORTED_CODECS: &[(&str, u32)] = &[("PCMU", 8000), ("PCMA", 8000)];
+pub(crate) const SUPPORTED_CODECS: &[(&str, u32)] = &[("PCMU", 8000), ("PCMA", 8000)];
 
 /// One conference room: its scenario instance and its mix.
 #[derive(Clone)]
@@ -95,7 +95,7 @@ impl EngineInner {
                 remote = %signaling.remote_addr(),
                 "incoming call"
             );
-            let host = uri_host(signaling.request_uri());
+            let host = super::uri::host(signaling.request_uri());
             let app = self.apps.resolve(host, &destination);
             let refuse = |code: u16, reason: &'static str, why: String| {
                 let signaling = signaling.clone();
@@ -155,7 +155,8 @@ impl EngineInner {
                 Ok(s) => s,
                 Err(e) => return refuse(503, "Service Unavailable", e.to_string()).await,
             };
-            let call = Call::new(signaling.clone(), &self, app, negotiated, codec, socket);
+            let stream = super::call::Stream { negotiated, codec };
+            let call = Call::inbound(signaling.clone(), &self, app, stream, socket);
             self.calls.insert(call.id().to_string(), call.clone());
             self.observers.emit(EngineEvent::CallStarted {
                 scope: call.scope().clone(),
@@ -167,17 +168,7 @@ impl EngineInner {
             });
 
             // Signalling events: the call ends however it ends.
-            let mut events = incoming.events;
-            let watched = call.clone();
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if let switchboard_sip::CallEvent::Ended(reason) = event {
-                        watched.mark_ended(&reason);
-                        return;
-                    }
-                }
-                watched.mark_ended(&switchboard_sip::EndReason::Shutdown);
-            });
+            call.watch_signaling(incoming.events);
 
             if let Err(e) = self
                 .dispatch(call.clone(), &destination, serde_json::Value::Null)
@@ -188,7 +179,7 @@ impl EngineInner {
                     CallState::Incoming | CallState::Ringing => {
                         call.reject(500, Some("Server Internal Error".into())).await
                     }
-                    _ => call.hangup().await,
+                    _ => call.hangup(Vec::new()).await,
                 };
             }
         }
@@ -365,31 +356,5 @@ impl EngineInner {
             conference.close();
         });
         Ok(room)
-    }
-}
-
-/// The host part of a SIP URI (`sip:user@host:port;params` → `host`).
-fn uri_host(uri: &str) -> &str {
-    let rest = uri.split_once(':').map(|(_, rest)| rest).unwrap_or(uri);
-    let rest = rest.rsplit_once('@').map(|(_, host)| host).unwrap_or(rest);
-    let end = rest.find([';', '?', '>']).unwrap_or(rest.len());
-    let host_port = &rest[..end];
-    if let Some(v6) = host_port.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or(v6);
-    }
-    host_port.split(':').next().unwrap_or(host_port)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::uri_host;
-
-    #[test]
-    fn hosts_of_request_uris() {
-        assert_eq!(uri_host("sip:conf_1@example.com"), "example.com");
-        assert_eq!(uri_host("sip:1@10.0.0.1:5060;transport=tcp"), "10.0.0.1");
-        assert_eq!(uri_host("sips:a@[::1]:5061"), "::1");
-        assert_eq!(uri_host("sip:example.org"), "example.org");
-        assert_eq!(uri_host("sip:a%40b@host?x=y"), "host");
     }
 }

@@ -3,7 +3,10 @@
 
 use std::sync::{Arc, Weak};
 
-use switchboard_scenarios::{CallControl, LogLevel, RouteError, ScenarioHost};
+use switchboard_scenarios::{
+    CallControl, DialError, DialOptions, FetchError, FetchRequest, FetchResponse, LogLevel,
+    RouteError, ScenarioHost,
+};
 use tracing::{debug, error, info, warn};
 
 use super::events::{EngineEvent, LogLine, Scope};
@@ -62,6 +65,32 @@ impl ScenarioHost for InstanceHost {
             .own_call(&engine, &id)
             .ok_or_else(|| RouteError::Other(format!("call {id} has ended")))?;
         engine.dispatch(call, destination, custom_data).await
+    }
+
+    async fn dial(&self, uri: &str, opts: DialOptions) -> Result<Arc<dyn CallControl>, DialError> {
+        let engine = self.engine.upgrade().ok_or(DialError {
+            code: 0,
+            reason: "engine stopped".into(),
+        })?;
+        if engine
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(DialError {
+                code: 503,
+                reason: "shutting down".into(),
+            });
+        }
+        let call = super::call::dial(&engine, &self.app, uri, opts).await?;
+        Ok(call)
+    }
+
+    async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, FetchError> {
+        let engine = self
+            .engine
+            .upgrade()
+            .ok_or_else(|| FetchError::Network("engine stopped".into()))?;
+        crate::fetch::fetch(&engine.http, &self.app, request).await
     }
 
     fn log(&self, call_id: Option<&str>, level: LogLevel, message: &str) {

@@ -10,6 +10,7 @@ mod conference;
 mod dispatch;
 pub mod events;
 mod host;
+mod uri;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +27,7 @@ use tracing::{info, warn};
 use crate::app::Application;
 use crate::config::Config;
 use crate::registry::{AppRegistry, AppRoutes};
+use crate::sources::SourceResolver;
 use crate::tts::{CachedTts, Espeak, TtsProvider};
 
 pub use call::{Call, CallSnapshot, Route};
@@ -71,6 +73,10 @@ pub(crate) struct EngineInner {
     pub(crate) sip: SipEndpoint,
     pub(crate) media: MediaEngine,
     pub(crate) tts: CachedTts,
+    /// `play` sources: tones, media files, URLs.
+    pub(crate) sources: SourceResolver,
+    /// Outbound HTTP for scenarios (`fetch`, media URLs).
+    pub(crate) http: reqwest::Client,
     pub(crate) limits: Limits,
     /// Live calls by id.
     pub(crate) calls: DashMap<String, Arc<Call>>,
@@ -123,6 +129,10 @@ impl Engine {
             config.tts.cache_entries,
             switchboard_media::CLOCK_RATE,
         );
+        // One TLS crypto provider for the process (rsipstack and reqwest).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = crate::fetch::client();
+        let sources = SourceResolver::new(http.clone(), switchboard_media::CLOCK_RATE, 256);
         let limits = Limits {
             memory_bytes: config.limits.memory_bytes,
             cpu_per_callback: config.limits.cpu_per_callback,
@@ -135,6 +145,8 @@ impl Engine {
             sip,
             media,
             tts,
+            sources,
+            http,
             limits,
             calls: DashMap::new(),
             rooms: Rooms::default(),
@@ -221,7 +233,7 @@ impl Engine {
             .call(id)
             .ok_or_else(|| EngineError::NoSuchCall(id.to_string()))?;
         use switchboard_scenarios::CallControl;
-        call.hangup().await?;
+        call.hangup(Vec::new()).await?;
         Ok(())
     }
 

@@ -267,14 +267,37 @@ impl SimCall {
 #[async_trait::async_trait]
 impl CallControl for SimCall {
     // TEMPORARY on the engine3 branch (replaced by the scenarios3 branch).
-    async fn ring(&self) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
-    async fn early_media(&self) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
-    async fn play(&self, _s: &str, _o: crate::host::PlayOptions) -> Result<MediaOutcome, CallError> { Err(CallError::Other("sim".into())) }
-    async fn send_digits(&self, _d: &str) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
-    async fn record(&self, _o: crate::host::RecordOptions) -> Result<crate::host::RecordingInfo, CallError> { Err(CallError::Other("sim".into())) }
-    async fn stop_recording(&self, _id: &str) -> Result<crate::host::RecordingInfo, CallError> { Err(CallError::Other("sim".into())) }
-    async fn bridge(&self, _o: std::sync::Arc<dyn CallControl>) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
-    async fn unbridge(&self) -> Result<(), CallError> { Err(CallError::Other("sim".into())) }
+    async fn ring(&self) -> Result<(), CallError> {
+        Err(CallError::Other("sim".into()))
+    }
+    async fn early_media(&self) -> Result<(), CallError> {
+        Err(CallError::Other("sim".into()))
+    }
+    async fn play(
+        &self,
+        _s: &str,
+        _o: crate::host::PlayOptions,
+    ) -> Result<MediaOutcome, CallError> {
+        Err(CallError::Other("sim".into()))
+    }
+    async fn send_digits(&self, _d: &str) -> Result<(), CallError> {
+        Err(CallError::Other("sim".into()))
+    }
+    async fn record(
+        &self,
+        _o: crate::host::RecordOptions,
+    ) -> Result<crate::host::RecordingInfo, CallError> {
+        Err(CallError::Other("sim".into()))
+    }
+    async fn stop_recording(&self, _id: &str) -> Result<crate::host::RecordingInfo, CallError> {
+        Err(CallError::Other("sim".into()))
+    }
+    async fn bridge(&self, _o: std::sync::Arc<dyn CallControl>) -> Result<(), CallError> {
+        Err(CallError::Other("sim".into()))
+    }
+    async fn unbridge(&self) -> Result<(), CallError> {
+        Err(CallError::Other("sim".into()))
+    }
 
     fn info(&self) -> &CallInfo {
         &self.info

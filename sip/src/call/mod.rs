@@ -251,6 +251,19 @@ impl Call {
         self.respond_to_invite(&machine, response)
     }
 
+    /// 183 Session Progress with our SDP: early media before the answer.
+    pub(crate) fn early_media(&self, sdp: String) -> Result<(), SipError> {
+        let to = self.incoming_to()?;
+        let response =
+            self.invite_response(to, StatusCode::SessionProgress, &[], Some(sdp.clone()));
+        let mut machine = self.lock();
+        Self::require_incoming(&machine)?;
+        self.respond_to_invite(&machine, response)?;
+        machine.local_sdp = Some(sdp);
+        debug!(call = %self.id, "early media");
+        Ok(())
+    }
+
     pub(crate) fn answer(
         &self,
         sdp: String,

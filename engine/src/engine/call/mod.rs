@@ -1,14 +1,22 @@
 //! One call: its SIP signalling, its RTP leg, its events and its log, as a
 //! scenario sees it ([`CallControl`]).
+//!
+//! - this module: the call's identity, state, log, end and records;
+//! - [`media`]: the RTP leg (started on answer or early media), prompts,
+//!   digits out, bridging;
+//! - [`control`]: the scenario-facing [`CallControl`] implementation;
+//! - [`outbound`]: calls placed by `dial`.
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex, OnceLock};
+mod control;
+mod media;
+mod outbound;
+mod recording;
+
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::SystemTime;
 
-use switchboard_media::{Codec, LegEvent, LegEvents, LegHandle, LegParams, PlayOptions, RtpSocket};
-use switchboard_scenarios::{
-    CallControl, CallError, CallEvent, CallInfo, CallState, LogLevel, MediaOutcome, SayOptions,
-};
+use switchboard_media::{Codec, LegHandle, RtpSocket};
+use switchboard_scenarios::{CallEvent, CallInfo, CallState, LogLevel};
 use switchboard_sip::{sdp, CallSignaling, EndReason};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +25,9 @@ use tracing::{debug, info, warn};
 use super::events::{unix_ms, CallRecord, EngineEvent, LogLine, Scope};
 use super::EngineInner;
 use crate::app::Application;
-use crate::tts::Voice;
+
+pub(crate) use media::media_outcome;
+pub(crate) use outbound::dial;
 
 /// Which rule and scenario the call is on now (changes with `routeTo`).
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -48,6 +58,22 @@ pub struct CallSnapshot {
     pub conference: Option<String>,
 }
 
+/// Inbound (it called us) or outbound (placed by `dial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
 /// Times and outcome, for the call record.
 #[derive(Debug, Default)]
 struct Timeline {
@@ -56,9 +82,17 @@ struct Timeline {
     sip_code: Option<u16>,
 }
 
+/// The negotiated stream: what the leg is started with.
+#[derive(Debug, Clone)]
+pub(crate) struct Stream {
+    pub(crate) negotiated: sdp::Negotiated,
+    pub(crate) codec: Codec,
+}
+
 pub struct Call {
-    me: std::sync::Weak<Call>,
+    me: Weak<Call>,
     info: CallInfo,
+    direction: Direction,
     /// The application version this call runs (kept for its whole life).
     app: Arc<Application>,
     scope: Scope,
@@ -67,14 +101,13 @@ pub struct Call {
     /// The conference the call is in now.
     conference: Mutex<Option<String>>,
     signaling: CallSignaling,
-    engine: std::sync::Weak<EngineInner>,
-    negotiated: sdp::Negotiated,
-    codec: Codec,
-    /// The RTP socket, bound when the call arrived, until the leg takes it.
-    socket: Mutex<Option<RtpSocket>>,
-    leg: OnceLock<LegHandle>,
+    engine: Weak<EngineInner>,
+    /// What the leg runs with; set at creation (inbound) or on answer
+    /// (outbound).
+    stream: OnceLock<Stream>,
+    media: media::CallMedia,
     state: Mutex<CallState>,
-    /// Serialises `answer` so two concurrent answers send one 200.
+    /// Serialises answer / early media so one 200 (or 183) goes out.
     answering: tokio::sync::Mutex<()>,
     /// Dropped after the final `Hangup` event so `next_event` returns `None`.
     events_tx: Mutex<Option<mpsc::UnboundedSender<CallEvent>>>,
@@ -86,12 +119,13 @@ pub struct Call {
 }
 
 impl Call {
-    pub(crate) fn new(
+    /// A call that reached us, with its offer negotiated and an RTP socket
+    /// bound for the answer.
+    pub(crate) fn inbound(
         signaling: CallSignaling,
         engine: &Arc<EngineInner>,
         app: Arc<Application>,
-        negotiated: sdp::Negotiated,
-        codec: Codec,
+        stream: Stream,
         socket: RtpSocket,
     ) -> Arc<Call> {
         let info = CallInfo {
@@ -101,7 +135,30 @@ impl Call {
             destination: signaling.destination().to_string(),
             headers: signaling.headers().to_vec(),
             transport: signaling.transport().as_str().to_string(),
+            direction: Direction::Inbound.as_str().to_string(),
         };
+        let call = Call::build(
+            info,
+            Direction::Inbound,
+            signaling,
+            engine,
+            app,
+            socket,
+            CallState::Incoming,
+        );
+        let _ = call.stream.set(stream);
+        call
+    }
+
+    fn build(
+        info: CallInfo,
+        direction: Direction,
+        signaling: CallSignaling,
+        engine: &Arc<EngineInner>,
+        app: Arc<Application>,
+        socket: RtpSocket,
+        state: CallState,
+    ) -> Arc<Call> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let scope = Scope {
             account: app.account.clone(),
@@ -110,6 +167,7 @@ impl Call {
         Arc::new_cyclic(|me| Call {
             me: me.clone(),
             info,
+            direction,
             app,
             scope,
             started_at: SystemTime::now(),
@@ -117,11 +175,9 @@ impl Call {
             conference: Mutex::new(None),
             signaling,
             engine: Arc::downgrade(engine),
-            negotiated,
-            codec,
-            socket: Mutex::new(Some(socket)),
-            leg: OnceLock::new(),
-            state: Mutex::new(CallState::Incoming),
+            stream: OnceLock::new(),
+            media: media::CallMedia::new(socket),
+            state: Mutex::new(state),
             answering: tokio::sync::Mutex::new(()),
             events_tx: Mutex::new(Some(events_tx)),
             events_rx: tokio::sync::Mutex::new(events_rx),
@@ -135,12 +191,16 @@ impl Call {
         &self.info.id
     }
 
-    /// The media leg, once answered.
-    pub(crate) fn leg(&self) -> Option<&LegHandle> {
-        self.leg.get()
+    pub fn direction(&self) -> Direction {
+        self.direction
     }
 
-    /// Resolves when the call has ended.
+    /// The media leg, once answered (or in early media).
+    pub(crate) fn leg(&self) -> Option<&LegHandle> {
+        self.media.leg()
+    }
+
+    /// Cancelled when the call has ended.
     pub(crate) fn ended(&self) -> &CancellationToken {
         &self.ended
     }
@@ -152,6 +212,14 @@ impl Call {
 
     pub fn scope(&self) -> &Scope {
         &self.scope
+    }
+
+    pub(crate) fn engine(&self) -> Option<Arc<EngineInner>> {
+        self.engine.upgrade()
+    }
+
+    pub(crate) fn current_state(&self) -> CallState {
+        *lock(&self.state)
     }
 
     /// The rule and scenario handling the call now, once routed.
@@ -174,6 +242,11 @@ impl Call {
         *lock(&self.conference) = conference;
     }
 
+    /// The conference the call is in now.
+    pub fn conference(&self) -> Option<String> {
+        lock(&self.conference).clone()
+    }
+
     /// What the management API shows of the call now.
     pub fn snapshot(&self) -> CallSnapshot {
         let answered_at = lock(&self.timeline).answered_at;
@@ -184,8 +257,8 @@ impl Call {
             to: self.info.to.clone(),
             destination: self.info.destination.clone(),
             transport: self.info.transport.clone(),
-            direction: "inbound",
-            state: self.state().as_str(),
+            direction: self.direction.as_str(),
+            state: self.current_state().as_str(),
             route: self.route(),
             started_at_ms: unix_ms(self.started_at),
             answered_at_ms: answered_at.map(unix_ms),
@@ -199,15 +272,36 @@ impl Call {
     }
 
     /// Tells the engine's observers.
-    fn notify(&self, event: EngineEvent) {
+    pub(crate) fn notify(&self, event: EngineEvent) {
         if let Some(engine) = self.engine.upgrade() {
             engine.observers.emit(event);
         }
     }
 
-    /// Records the final status sent for the INVITE (first one wins).
+    /// Records the final status of the INVITE (the first one wins).
     pub(crate) fn set_sip_code(&self, code: u16) {
         lock(&self.timeline).sip_code.get_or_insert(code);
+    }
+
+    /// Marks the call answered (state, timeline, observers).
+    fn set_answered(&self) -> bool {
+        {
+            let mut state = lock(&self.state);
+            if *state == CallState::Ended {
+                return false;
+            }
+            *state = CallState::Answered;
+        }
+        {
+            let mut timeline = lock(&self.timeline);
+            timeline.answered_at = Some(SystemTime::now());
+            timeline.sip_code.get_or_insert(200);
+        }
+        self.notify(EngineEvent::CallAnswered {
+            scope: self.scope.clone(),
+            call_id: self.info.id.clone(),
+        });
+        true
     }
 
     /// The call's log so far.
@@ -248,8 +342,15 @@ impl Call {
         });
     }
 
+    /// Queues an event for the scenario that owns the call.
+    pub(crate) fn emit(&self, event: CallEvent) {
+        if let Some(tx) = lock(&self.events_tx).as_ref() {
+            let _ = tx.send(event);
+        }
+    }
+
     /// Records that the call is over (idempotent): frees media, wakes every
-    /// waiter and tells the owning scenario.
+    /// waiter and tells the owning scenario and the observers.
     pub(crate) fn mark_ended(&self, reason: &EndReason) {
         {
             let mut state = lock(&self.state);
@@ -260,11 +361,7 @@ impl Call {
         }
         let reason = end_reason_name(reason);
         info!(call = %self.info.id, reason, "call ended");
-        if let Some(leg) = self.leg.get() {
-            leg.close();
-        }
-        // Dropping an unused socket frees its port.
-        lock(&self.socket).take();
+        self.media.close(self);
         self.ended.cancel();
         self.emit(CallEvent::Hangup {
             reason: reason.to_string(),
@@ -295,7 +392,7 @@ impl Call {
             rule: route.as_ref().map(|r| r.rule.clone()),
             scenario: route.as_ref().map(|r| r.scenario.clone()),
             scenario_version: route.as_ref().map(|r| r.scenario_version),
-            direction: "inbound",
+            direction: self.direction.as_str(),
             started_at: self.started_at,
             answered_at: timeline.answered_at,
             ended_at: SystemTime::now(),
@@ -307,9 +404,10 @@ impl Call {
 
     /// Shutdown: BYE if answered, otherwise a 503 final response.
     pub(crate) async fn end_for_shutdown(&self) {
-        let result = match self.state() {
+        let result = match self.current_state() {
             CallState::Ended => return,
             CallState::Answered => self.signaling.hangup(Vec::new()).await,
+            _ if self.direction == Direction::Outbound => self.signaling.hangup(Vec::new()).await,
             _ => {
                 self.set_sip_code(503);
                 self.signaling
@@ -323,75 +421,27 @@ impl Call {
         self.mark_ended(&EndReason::Shutdown);
     }
 
-    /// The address to advertise in SDP for a socket bound to `local`.
-    fn advertised_addr(&self, local: SocketAddr) -> SocketAddr {
-        if !local.ip().is_unspecified() {
-            return local;
-        }
-        let public = self.engine.upgrade().and_then(|e| e.config.public_ip);
-        let ip = public
-            .or_else(|| route_source_ip(self.negotiated.remote.ip()))
-            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        SocketAddr::new(ip, local.port())
-    }
-
-    /// Queues an event for the scenario that owns the call.
-    fn emit(&self, event: CallEvent) {
-        if let Some(tx) = lock(&self.events_tx).as_ref() {
-            let _ = tx.send(event);
-        }
-    }
-
-    /// Forwards the leg's DTMF to the call's events until the leg closes.
-    fn pump_leg_events(&self, mut events: LegEvents) {
+    /// Watches the signalling events until the call ends; INFO bodies with
+    /// DTMF are handed to the leg.
+    pub(crate) fn watch_signaling(&self, mut events: switchboard_sip::CallEvents) {
         let Some(call) = self.me.upgrade() else {
             return;
         };
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
                 match event {
-                    LegEvent::Dtmf(d) => {
-                        debug!(call = %call.info.id, digit = %d.digit, source = ?d.source, "dtmf");
-                        let source = match d.source {
-                            switchboard_media::DtmfSource::Rfc4733 => "rfc4733",
-                            switchboard_media::DtmfSource::SipInfo => "info",
-                            switchboard_media::DtmfSource::Inband => "inband",
-                        };
-                        call.notify(EngineEvent::Digit {
-                            scope: call.scope.clone(),
-                            call_id: call.info.id.clone(),
-                            digit: d.digit,
-                            source: source.to_string(),
-                        });
-                        call.emit(CallEvent::Dtmf {
-                            digit: d.digit,
-                            source: source.to_string(),
-                        });
+                    switchboard_sip::CallEvent::Ended(reason) => {
+                        call.mark_ended(&reason);
+                        return;
                     }
+                    switchboard_sip::CallEvent::Info { content_type, body } => {
+                        call.media.on_info(&call, content_type.as_deref(), &body);
+                    }
+                    _ => {}
                 }
             }
+            call.mark_ended(&EndReason::Shutdown);
         });
-    }
-}
-
-/// The local IP the OS would use to reach `remote` (no packet is sent).
-fn route_source_ip(remote: IpAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if remote.is_ipv4() {
-        "0.0.0.0:0".parse().ok()?
-    } else {
-        "[::]:0".parse().ok()?
-    };
-    let socket = UdpSocket::bind(bind).ok()?;
-    socket.connect(SocketAddr::new(remote, 9)).ok()?;
-    socket.local_addr().ok().map(|a| a.ip())
-}
-
-/// A media playback's end as scenarios see it.
-pub(crate) fn media_outcome(outcome: switchboard_media::PlayOutcome) -> MediaOutcome {
-    match outcome {
-        switchboard_media::PlayOutcome::Finished => MediaOutcome::Finished,
-        switchboard_media::PlayOutcome::Interrupted => MediaOutcome::Interrupted,
-        switchboard_media::PlayOutcome::Closed => MediaOutcome::Hangup,
     }
 }
 
@@ -422,137 +472,6 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-#[async_trait::async_trait]
-impl CallControl for Call {
-    fn info(&self) -> &CallInfo {
-        &self.info
-    }
-
-    fn state(&self) -> CallState {
-        *lock(&self.state)
-    }
-
-    async fn answer(&self) -> Result<(), CallError> {
-        let _guard = self.answering.lock().await;
-        match self.state() {
-            CallState::Answered => return Ok(()),
-            CallState::Ended => return Err(CallError::Ended),
-            CallState::Incoming | CallState::Ringing => {}
-        }
-        let engine = self.engine.upgrade().ok_or(CallError::Ended)?;
-        let socket = lock(&self.socket).take().ok_or(CallError::Ended)?;
-        let local = self.advertised_addr(socket.local_addr());
-        let answer = sdp::write_answer(&self.negotiated, local, rand::random::<u32>() as u64);
-        let params = LegParams {
-            remote: self.negotiated.remote,
-            codec: self.codec,
-            payload_type: self.negotiated.codec.payload_type,
-            dtmf_payload_type: self.negotiated.dtmf.as_ref().map(|f| f.payload_type),
-            label: self.info.id.clone(),
-        };
-        let (leg, events) = engine
-            .media
-            .start_leg(socket, params)
-            .map_err(|e| CallError::Media(e.to_string()))?;
-        if let Err(e) = self.signaling.answer(answer, Vec::new()).await {
-            leg.close();
-            return Err(CallError::Other(format!("answer failed: {e}")));
-        }
-        let _ = self.leg.set(leg);
-        {
-            let mut state = lock(&self.state);
-            if *state == CallState::Ended {
-                // Hung up while we were answering.
-                if let Some(leg) = self.leg.get() {
-                    leg.close();
-                }
-                return Err(CallError::Ended);
-            }
-            *state = CallState::Answered;
-        }
-        {
-            let mut timeline = lock(&self.timeline);
-            timeline.answered_at = Some(SystemTime::now());
-            timeline.sip_code.get_or_insert(200);
-        }
-        self.notify(EngineEvent::CallAnswered {
-            scope: self.scope.clone(),
-            call_id: self.info.id.clone(),
-        });
-        self.pump_leg_events(events);
-        info!(call = %self.info.id, codec = self.codec.encoding_name(), rtp = %local, "answered");
-        Ok(())
-    }
-
-    async fn reject(&self, code: u16, reason: Option<String>) -> Result<(), CallError> {
-        match self.state() {
-            CallState::Ended => return Err(CallError::Ended),
-            CallState::Answered => {
-                return Err(CallError::InvalidState(
-                    "answered (use hangup to end an answered call)".into(),
-                ))
-            }
-            _ => {}
-        }
-        if !(300..=699).contains(&code) {
-            return Err(CallError::Other(format!(
-                "reject needs a SIP status code from 300 to 699, not {code}"
-            )));
-        }
-        self.signaling
-            .reject(code, reason.as_deref())
-            .await
-            .map_err(|e| CallError::Other(e.to_string()))?;
-        self.set_sip_code(code);
-        self.mark_ended(&EndReason::Local);
-        Ok(())
-    }
-
-    async fn hangup(&self) -> Result<(), CallError> {
-        if self.state() == CallState::Ended {
-            return Ok(());
-        }
-        let result = self.signaling.hangup(Vec::new()).await;
-        self.mark_ended(&EndReason::Local);
-        result.map_err(|e| CallError::Other(e.to_string()))
-    }
-
-    async fn say(&self, text: &str, opts: SayOptions) -> Result<MediaOutcome, CallError> {
-        match self.state() {
-            CallState::Ended => return Err(CallError::Ended),
-            CallState::Answered => {}
-            _ => {
-                return Err(CallError::InvalidState(
-                    "answer the call before say()".into(),
-                ))
-            }
-        }
-        let engine = self.engine.upgrade().ok_or(CallError::Ended)?;
-        let voice = Voice::from_say_options(&opts);
-        let clip = tokio::select! {
-            clip = engine.tts.speak(text, &voice) => clip.map_err(|e| CallError::Tts(e.to_string()))?,
-            _ = self.ended.cancelled() => return Ok(MediaOutcome::Hangup),
-        };
-        let leg = self.leg.get().ok_or(CallError::Ended)?;
-        let playback = leg.play(clip, PlayOptions::default());
-        tokio::select! {
-            outcome = playback => Ok(media_outcome(outcome)),
-            _ = self.ended.cancelled() => Ok(MediaOutcome::Hangup),
-        }
-    }
-
-    fn stop_media(&self) {
-        if let Some(leg) = self.leg.get() {
-            leg.stop_media();
-        }
-    }
-
-    async fn next_event(&self) -> Option<CallEvent> {
-        let mut events = self.events_rx.lock().await;
-        events.recv().await
-    }
 }
