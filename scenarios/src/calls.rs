@@ -442,7 +442,9 @@ pub(crate) fn expire_calls(st: &JsState, now: Instant) {
         st.env.host.log(
             Some(&control.info().id),
             LogLevel::Error,
-            &format!("wall-time limit exceeded: the call lasted {limit:?} in scenario instance; ending it"),
+            &format!(
+                "wall-time limit exceeded: the call has been with this scenario for {limit:?}; ending it"
+            ),
         );
         let operation = async move { OpResult::Call(end_call(control.as_ref(), 500).await) };
         ops::spawn(st, Some(slot), OpKind::Internal, operation);
