@@ -28,7 +28,7 @@ export default {
       body: JSON.stringify({ q: 1 }), timeoutMs: 5000,
     });
     const data = await r.json();
-    console.log(`status ${r.status} ${r.ok} ${r.url} ${r.headers.get('CONTENT-TYPE')} ${r.headers.has('x-nope')}`);
+    console.log(`status ${r.status} ${r.ok} ${r.url} ${r.headers.get('CONTENT-TYPE')} ${r.headers.has('x-nope')} ${r.headers.get('x-nope')}`);
     console.log(`json ${data.open} ${await r.text()}`);
     const missing = await fetch('https://api.example.com/missing');
     console.log(`missing ${missing.status} ${missing.ok}`);
@@ -58,7 +58,7 @@ export default {
     .await;
     assert_eq!(
         line(&host, "status").message,
-        "status 200 true https://api.example.com/hours?day=mon application/json false"
+        "status 200 true https://api.example.com/hours?day=mon application/json false null"
     );
     assert_eq!(line(&host, "json").message, r#"json true {"open":true}"#);
     assert_eq!(line(&host, "missing").message, "missing 404 false");

@@ -176,12 +176,12 @@ fn headers_object<'js>(ctx: &Ctx<'js>, list: &[(String, String)]) -> rquickjs::R
         "get",
         Function::new(
             ctx.clone(),
-            move |name: rquickjs::convert::Coerced<String>| {
+            move |ctx: Ctx<'js>, name: rquickjs::convert::Coerced<String>| {
                 let name = name.0.to_ascii_lowercase();
-                lookup
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.clone())
+                match lookup.iter().find(|(n, _)| *n == name) {
+                    Some((_, value)) => rquickjs::IntoJs::into_js(value.as_str(), &ctx),
+                    None => Ok(Value::new_null(ctx.clone())),
+                }
             },
         )?
         .with_name("get")?,

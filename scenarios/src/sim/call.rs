@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 
-use super::media::{play_out, MediaClock, Signals};
+use super::media::{play_out, MediaClock, Playing, Signals};
 use super::timeline::{HangupSide, SimEntry, SimEvent};
 use crate::host::{
     CallControl, CallError, CallEvent, CallInfo, CallState, MediaOutcome, PlayOptions,
@@ -86,8 +86,9 @@ impl SimCallBuilder {
     }
 
     /// The caller answers the next prompt with `keys`: once a `say` or
-    /// `play` starts (after the keys of earlier calls to this method were
-    /// typed), they come 300 ms after it started, 300 ms apart.
+    /// `play` has started (after the keys of earlier calls to this method
+    /// were typed) and then nothing has played for 300 ms (the caller heard
+    /// the prompts through), the keys come, 300 ms apart.
     pub fn dtmf_on_prompt(mut self, keys: &str) -> Self {
         self.on_prompt.push(keys.to_string());
         self
@@ -183,7 +184,8 @@ async fn run_script(call: Arc<SimCall>, script: Vec<(Duration, Step)>) {
     }
 }
 
-/// Types each sequence in answer to the next prompt.
+/// Types each sequence in answer to the next prompt, once it has played
+/// (nothing played for 300 ms).
 async fn answer_prompts(call: Arc<SimCall>, sequences: Vec<String>) {
     let mut signals = call.signals.subscribe();
     let mut seen = signals.borrow_and_update().media_starts;
@@ -195,8 +197,21 @@ async fn answer_prompts(call: Arc<SimCall>, sequences: Vec<String>) {
         {
             return;
         }
-        for key in keys.chars() {
+        loop {
+            match signals.wait_for(|s| s.ended || s.media_playing == 0).await {
+                Ok(s) if s.ended => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
             tokio::time::sleep(PROMPT_KEY_GAP).await;
+            if signals.borrow().media_playing == 0 {
+                break;
+            }
+        }
+        for (index, key) in keys.chars().enumerate() {
+            if index > 0 {
+                tokio::time::sleep(PROMPT_KEY_GAP).await;
+            }
             if call.state() == CallState::Ended {
                 return;
             }
@@ -308,6 +323,11 @@ impl SimCall {
         self.lock().timeline.iter().any(|e| predicate(&e.event))
     }
 
+    /// The To URI (for a dialed call: what was dialed).
+    pub fn to_uri(&self) -> &str {
+        &self.info.to
+    }
+
     /// Time since the call was built.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
@@ -381,8 +401,7 @@ impl SimCall {
         true
     }
 
-    /// Checks that media may flow (answered, or early media), notes `event`
-    /// and counts a media start.
+    /// Checks that media may flow (answered, or early media) and notes `event`.
     fn start_media(&self, event: SimEvent) -> Result<(), CallError> {
         let mut inner = self.lock();
         match inner.state {
@@ -397,8 +416,6 @@ impl SimCall {
             }
         }
         Self::record(&mut inner, self.start, event);
-        drop(inner);
-        self.signals.send_modify(|s| s.media_starts += 1);
         Ok(())
     }
 
@@ -412,7 +429,9 @@ impl SimCall {
         let mut signals = self.signals.subscribe();
         let before = *signals.borrow_and_update();
         self.start_media(event)?;
+        let playing = Playing::start(&self.signals);
         let outcome = play_out(&mut signals, before, length, barge_in).await;
+        drop(playing);
         if outcome == MediaOutcome::Interrupted {
             self.note(SimEvent::Interrupted {
                 text: what.to_string(),

@@ -344,8 +344,19 @@ impl SimHost {
 
     /// Routes an incoming call by the rules, like the engine does.
     pub async fn dispatch(&self, call: Arc<SimCall>, destination: &str) -> Result<(), RouteError> {
+        self.dispatch_with(call, destination, serde_json::Value::Null)
+            .await
+    }
+
+    /// Like [`SimHost::dispatch`], with `ctx.customData` for the scenario.
+    pub async fn dispatch_with(
+        &self,
+        call: Arc<SimCall>,
+        destination: &str,
+        custom_data: serde_json::Value,
+    ) -> Result<(), RouteError> {
         self.register(&call);
-        self.route(call, destination, serde_json::Value::Null).await
+        self.route(call, destination, custom_data).await
     }
 
     /// The rule for `destination`: (rule name, scenario, conference).

@@ -61,6 +61,29 @@ pub(crate) struct Signals {
     pub ended: bool,
     /// Say/play operations started (scripted keys wait for prompts).
     pub media_starts: u64,
+    /// Say/play operations playing now.
+    pub media_playing: u64,
+}
+
+/// Counts a media operation as playing until dropped (also when the
+/// operation is cancelled).
+pub(crate) struct Playing<'a>(pub &'a watch::Sender<Signals>);
+
+impl<'a> Playing<'a> {
+    pub fn start(signals: &'a watch::Sender<Signals>) -> Playing<'a> {
+        signals.send_modify(|s| {
+            s.media_starts += 1;
+            s.media_playing += 1;
+        });
+        Playing(signals)
+    }
+}
+
+impl Drop for Playing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .send_modify(|s| s.media_playing = s.media_playing.saturating_sub(1));
+    }
 }
 
 /// Waits until media of `length` (`None`: looped, until stopped) ends, is

@@ -65,7 +65,8 @@ pub struct Simulation {
     scenario: Scenario,
     app: Option<(RuleSet, HashMap<String, Scenario>)>,
     limits: Limits,
-    calls: Vec<SimCallBuilder>,
+    /// Calls and when they arrive.
+    calls: Vec<(Duration, SimCallBuilder)>,
     start: bool,
     custom_data: serde_json::Value,
     destination: String,
@@ -162,9 +163,15 @@ impl Simulation {
         self
     }
 
-    /// An incoming call for the scenario (its id must be unique).
-    pub fn call(mut self, call: SimCallBuilder) -> Self {
-        self.calls.push(call);
+    /// An incoming call for the scenario, arriving at the start (its id
+    /// must be unique).
+    pub fn call(self, call: SimCallBuilder) -> Self {
+        self.call_at(Duration::ZERO, call)
+    }
+
+    /// An incoming call arriving `at` (its script's times count from then).
+    pub fn call_at(mut self, at: Duration, call: SimCallBuilder) -> Self {
+        self.calls.push((at, call));
         self
     }
 
@@ -241,35 +248,25 @@ impl Simulation {
                 host.note_text(&format!("the scenario did not start: {e}"));
             }
         }
-        for builder in self.calls {
-            let call = builder
-                .destination(&self.destination)
-                .media_lengths(&self.media_lengths)
-                .build();
-            let started = match &routed_here {
-                Some(_) => host
-                    .dispatch(call.clone(), &self.destination)
-                    .await
-                    .map_err(|e| e.to_string()),
-                None => {
-                    let ctx = CallContext {
-                        rule: TEST_RULE.to_string(),
-                        destination: self.destination.clone(),
-                        custom_data: self.custom_data.clone(),
-                    };
-                    host.start_call_with(&self.scenario, call.clone(), ctx)
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                }
-            };
-            if let Err(e) = started {
-                host.note_text(&format!("call {} did not start: {e}", call.info().id));
+        let arrivals = Arrivals {
+            host: host.clone(),
+            scenario: self.scenario.clone(),
+            destination: self.destination.clone(),
+            custom_data: self.custom_data.clone(),
+            routed_here: routed_here.is_some(),
+            media_lengths: self.media_lengths.clone(),
+        };
+        let mut calls = self.calls;
+        calls.sort_by_key(|(at, _)| *at);
+        let run = async {
+            let started = tokio::time::Instant::now();
+            for (at, builder) in calls {
+                tokio::time::sleep_until(started + at).await;
+                arrivals.arrive(builder).await;
             }
-        }
-        let finished = tokio::time::timeout(self.max_duration, all_closed(&host))
-            .await
-            .is_ok();
+            all_closed(&host).await;
+        };
+        let finished = tokio::time::timeout(self.max_duration, run).await.is_ok();
         if !finished {
             host.note_text(&format!(
                 "time limit of {:?} reached: hanging up every call",
@@ -302,6 +299,47 @@ impl Simulation {
         host.set_fetch(self.fetch.clone());
         for (source, length) in &self.media_lengths {
             host.media_length(source, *length);
+        }
+    }
+}
+
+/// Hands arriving calls to the scenario.
+struct Arrivals {
+    host: Arc<SimHost>,
+    scenario: Scenario,
+    destination: String,
+    custom_data: serde_json::Value,
+    /// The application's rules send the destination to this scenario.
+    routed_here: bool,
+    media_lengths: HashMap<String, Duration>,
+}
+
+impl Arrivals {
+    async fn arrive(&self, builder: SimCallBuilder) {
+        let call = builder
+            .destination(&self.destination)
+            .media_lengths(&self.media_lengths)
+            .build();
+        let started = if self.routed_here {
+            self.host
+                .dispatch_with(call.clone(), &self.destination, self.custom_data.clone())
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            let ctx = CallContext {
+                rule: TEST_RULE.to_string(),
+                destination: self.destination.clone(),
+                custom_data: self.custom_data.clone(),
+            };
+            self.host
+                .start_call_with(&self.scenario, call.clone(), ctx)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = started {
+            self.host
+                .note_text(&format!("call {} did not start: {e}", call.info().id));
         }
     }
 }
