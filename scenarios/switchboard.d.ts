@@ -266,7 +266,10 @@ export interface Recording {
   readonly id: string;
   /** Where the file is (engine-specific: a path or URL). */
   readonly location: string;
-  /** Stops recording (it also stops when the call or conference ends). */
+  /**
+   * Stops recording. A recording also stops when its call or conference
+   * ends; `stop()` then rejects (`CALL_ENDED`).
+   */
   stop(): Promise<RecordingResult>;
 }
 

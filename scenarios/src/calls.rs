@@ -284,8 +284,7 @@ pub(crate) fn start_route<'js>(
     let tx = st.env.tx.clone();
     let mut inner = st.inner.borrow_mut();
     let op = inner.new_op_id();
-    // Not abortable: once started, the hand-over must finish either way.
-    tokio::spawn(hand_over(
+    let hand_over = HandOver {
         op,
         control,
         was_bridged,
@@ -294,7 +293,9 @@ pub(crate) fn start_route<'js>(
         destination,
         custom_data,
         tx,
-    ));
+    };
+    // Not abortable: once started, the hand-over must finish either way.
+    tokio::spawn(hand_over.run());
     let kind = OpKind::Promise {
         resolve: Persistent::save(ctx, resolve),
         reject: Persistent::save(ctx, reject),
@@ -305,7 +306,8 @@ pub(crate) fn start_route<'js>(
     Ok(promise)
 }
 
-async fn hand_over(
+/// A `routeTo` in flight.
+struct HandOver {
     op: crate::state::OpId,
     control: Arc<dyn CallControl>,
     was_bridged: bool,
@@ -314,25 +316,31 @@ async fn hand_over(
     destination: String,
     custom_data: serde_json::Value,
     tx: UnboundedSender<Msg>,
-) {
-    if let Some(pump) = pump {
-        let _ = pump.stop.send(());
-        let _ = pump.task.await;
-    }
-    if was_bridged {
-        let _ = control.unbridge().await;
-    }
-    let result = host
-        .route_to(control.clone(), &destination, custom_data)
-        .await;
-    let failed = result.is_err();
-    let report = Msg::OpDone {
-        op,
-        result: OpResult::Route(result),
-    };
-    if tx.send(report).is_err() && failed {
-        // The instance ended meanwhile and the call came back: nobody owns it.
-        let _ = end_call(control.as_ref(), 500).await;
+}
+
+impl HandOver {
+    async fn run(self) {
+        let control = self.control;
+        if let Some(pump) = self.pump {
+            let _ = pump.stop.send(());
+            let _ = pump.task.await;
+        }
+        if self.was_bridged {
+            let _ = control.unbridge().await;
+        }
+        let result = self
+            .host
+            .route_to(control.clone(), &self.destination, self.custom_data)
+            .await;
+        let failed = result.is_err();
+        let report = Msg::OpDone {
+            op: self.op,
+            result: OpResult::Route(result),
+        };
+        if self.tx.send(report).is_err() && failed {
+            // The instance ended meanwhile and the call came back: nobody owns it.
+            let _ = end_call(control.as_ref(), 500).await;
+        }
     }
 }
 

@@ -177,6 +177,7 @@ let conf;
 export default {
   onConference(c) {
     conf = c;
+    console.log(`unset ${conf.waitMusic} ${conf.maxParticipants}`);
     conf.configure({ waitMusic: 'music/hold.wav' });
     console.log(`music ${conf.waitMusic}`);
     try { conf.waitMusic = '../x.wav'; } catch (e) { console.log(`bad music ${e.name}`); }
@@ -192,6 +193,7 @@ export default {
         SimCall::builder("b").hangup_at(secs(20.0)),
     ];
     let (host, _calls) = room(source, calls).await;
+    assert_eq!(line(&host, "unset").message, "unset null null");
     assert_eq!(line(&host, "music").message, "music music/hold.wav");
     assert_eq!(line(&host, "bad music").message, "bad music TypeError");
     let conference = host.conference("conf_1").unwrap();

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use common::*;
 use switchboard_scenarios::host::{CallControl, CallState};
 use switchboard_scenarios::sim::{
-    run_test_scenario, HangupSide, SimCall, SimDial, SimEvent, SimReport, Simulation,
-    TestScenarioArgs,
+    run_test_scenario, HangupSide, SimCall, SimCallBuilder, SimDial, SimEvent, SimReport,
+    Simulation, TestScenarioArgs,
 };
 
 fn example(path: &str) -> PathBuf {
@@ -18,7 +18,7 @@ fn example(path: &str) -> PathBuf {
         .join(path)
 }
 
-async fn ivr(caller: SimCall_, dial: SimDial) -> SimReport {
+async fn ivr(caller: SimCallBuilder, dial: SimDial) -> SimReport {
     Simulation::from_file(&example("ivr/ivr.js"))
         .unwrap()
         .any_dial(dial)
@@ -26,8 +26,6 @@ async fn ivr(caller: SimCall_, dial: SimDial) -> SimReport {
         .run()
         .await
 }
-
-type SimCall_ = switchboard_scenarios::sim::SimCallBuilder;
 
 const MENU: &str = "For sales, press 1. To hear the time, press 2.";
 

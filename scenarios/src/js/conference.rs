@@ -87,8 +87,9 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     proto.prop(
         "maxParticipants",
         Accessor::new(
-            |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<Option<usize>> {
-                Ok(state(&ctx)?.inner.borrow().conf.options.max_participants)
+            |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<Value<'js>> {
+                let max = state(&ctx)?.inner.borrow().conf.options.max_participants;
+                or_null(&ctx, max)
             },
             |ctx: Ctx<'js>, _this: This_<'js>, value: Value<'js>| -> rquickjs::Result<()> {
                 let max = max_participants(&ctx, Some(value))?;
@@ -100,8 +101,9 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     proto.prop(
         "waitMusic",
         Accessor::new(
-            |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<Option<String>> {
-                Ok(state(&ctx)?.inner.borrow().conf.options.wait_music.clone())
+            |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<Value<'js>> {
+                let music = state(&ctx)?.inner.borrow().conf.options.wait_music.clone();
+                or_null(&ctx, music)
             },
             |ctx: Ctx<'js>, _this: This_<'js>, value: Value<'js>| -> rquickjs::Result<()> {
                 let music = wait_music(&ctx, Some(value))?;
@@ -189,6 +191,17 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
         )?;
     }
     Ok(proto)
+}
+
+/// An option's value, `null` when unset.
+fn or_null<'js, T: rquickjs::IntoJs<'js>>(
+    ctx: &Ctx<'js>,
+    value: Option<T>,
+) -> rquickjs::Result<Value<'js>> {
+    match value {
+        Some(value) => value.into_js(ctx),
+        None => Ok(Value::new_null(ctx.clone())),
+    }
 }
 
 fn participants<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Array<'js>> {

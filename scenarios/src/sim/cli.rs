@@ -16,8 +16,9 @@ pub struct TestScenarioArgs {
     /// The scenario (an ES module). Other *.js files of its directory are
     /// modules it may import; the directory's app.toml rules route routeTo.
     pub file: PathBuf,
-    /// Keys the caller types in answer to the next prompt: 300 ms after a
-    /// say/play starts, 300 ms apart. Repeat for later prompts.
+    /// Keys the caller types in answer to the next prompt: once a say/play
+    /// has started and then nothing has played for 300 ms, 300 ms apart.
+    /// Repeat for later prompts (--dtmf 1234# --dtmf 4321#).
     #[arg(long, value_name = "KEYS")]
     pub dtmf: Vec<String>,
     /// Keys typed at a given time, e.g. 5s:1234# (repeatable).
