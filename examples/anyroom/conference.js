@@ -1,7 +1,9 @@
 // One instance per room (the rule has conference = true): every call routed to
 // conf_<code> lands here and joins the same conference.
+/** @type {import('../../scenarios/switchboard').Conference} */
 let room;
 
+/** @type {import('../../scenarios/switchboard').Scenario} */
 export default {
   async onConference(conf, ctx) {
     room = conf;

@@ -1,4 +1,5 @@
 // The gateway: greet the caller, collect a conference code, send them to the room.
+/** @type {import('../../scenarios/switchboard').Scenario} */
 export default {
   async onCall(call, ctx) {
     await call.answer();

@@ -9,31 +9,49 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::collect::{CollectReason, Collector};
+use crate::collecting;
 use crate::host::{
     CallControl, CallError, CallEvent, CallState, LogLevel, MediaOutcome, ScenarioHost,
 };
-use crate::js::call::{new_object, CollectArgs, Gone};
+use crate::js::call::{new_object, Gone};
 use crate::js::{call_stored, errors, js, object};
 use crate::ops;
 use crate::state::{
-    ActiveCollect, CallSlot, HandlerState, JsState, Listeners, Msg, OpKind, OpResult, Pump, SlotId,
+    CallSlot, HandlerState, JsState, Listeners, Msg, OpKind, OpResult, Pump, SlotId,
 };
 use crate::CallContext;
 
 /// Digits kept for a later collection; beyond this the oldest are dropped.
 const MAX_BUFFERED_DIGITS: usize = 256;
 
+/// How a call came to the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Routed here: `onCall` runs for it.
+    Routed,
+    /// Placed by `dial`: no handler of its own.
+    Dialed,
+}
+
 /// Takes a call: creates its JavaScript object and starts reading its events.
-/// Returns `None` if the call had already ended.
+/// Returns the slot and the object; no slot if the call had already ended.
 pub(crate) fn adopt<'js>(
     ctx: &Ctx<'js>,
     st: &JsState,
     control: Arc<dyn CallControl>,
     call_ctx: CallContext,
-) -> rquickjs::Result<Option<SlotId>> {
+    arrival: Arrival,
+) -> rquickjs::Result<(
+    Option<SlotId>,
+    rquickjs::Class<'js, crate::js::call::JsCall>,
+)> {
     let slot = st.inner.borrow_mut().new_slot_id();
     let object = new_object(ctx, slot, control.clone())?;
+    let deadline = st
+        .env
+        .limits
+        .max_call_duration
+        .map(|limit| Instant::now() + limit);
     let mut inner = st.inner.borrow_mut();
     inner.had_call = true;
     inner.calls_seen += 1;
@@ -41,16 +59,19 @@ pub(crate) fn adopt<'js>(
     inner.conf.grace = None;
     if control.state() == CallState::Ended {
         object.borrow().mark_gone(Gone::Ended);
-        return Ok(None);
+        return Ok((None, object));
     }
     let pump = start_pump(control.clone(), slot, st.env.tx.clone());
     inner.calls.insert(
         slot,
         CallSlot {
             control,
-            object: Persistent::save(ctx, object),
+            object: Persistent::save(ctx, object.clone()),
             ctx: call_ctx,
-            handler: HandlerState::Queued,
+            handler: match arrival {
+                Arrival::Routed => HandlerState::Queued,
+                Arrival::Dialed => HandlerState::Settled,
+            },
             routing: None,
             pump: Some(pump),
             listeners: Listeners::default(),
@@ -59,10 +80,13 @@ pub(crate) fn adopt<'js>(
             barge_in: Vec::new(),
             pending_ops: 0,
             in_conference: false,
+            dialed: arrival == Arrival::Dialed,
+            bridged: None,
+            deadline,
             ending: false,
         },
     );
-    Ok(Some(slot))
+    Ok((Some(slot), object))
 }
 
 /// Reads the call's events into the loop until stopped (dropping the
@@ -104,18 +128,16 @@ pub(crate) fn on_dtmf<'js>(
         let Some(call) = inner.calls.get_mut(&slot) else {
             return Ok(());
         };
-        let mut collected = false;
-        match call.collect.as_mut() {
-            Some(active) if active.collector.done().is_none() => {
-                collected = active.collector.digit(digit, now).is_some();
-            }
-            _ => {
+        let collected = match collecting::on_digit(call, digit, now) {
+            Some(done) => done,
+            None => {
                 if call.buffer.len() >= MAX_BUFFERED_DIGITS {
                     call.buffer.pop_front();
                 }
                 call.buffer.push_back(digit);
+                false
             }
-        }
+        };
         if !call.barge_in.is_empty() {
             call.barge_in.clear();
             call.control.stop_media();
@@ -123,7 +145,7 @@ pub(crate) fn on_dtmf<'js>(
         (call.listeners.get("dtmf"), call.object.clone(), collected)
     };
     if collected {
-        finish_collect(ctx, st, slot)?;
+        collecting::advance(ctx, st, slot)?;
     }
     if !listeners.is_empty() {
         let this = call_object.restore(ctx)?.into_value();
@@ -156,6 +178,10 @@ pub(crate) fn end_slot<'js>(
             return Ok(());
         };
         inner.queued.retain(|s| *s != slot);
+        // Its bridge is gone with it.
+        if let Some(peer) = call.bridged.and_then(|p| inner.calls.get_mut(&p)) {
+            peer.bridged = None;
+        }
         let media: Vec<_> = inner
             .ops
             .iter()
@@ -190,9 +216,8 @@ pub(crate) fn end_slot<'js>(
     let call_object = call_object.restore(ctx)?;
     call_object.borrow().mark_gone(Gone::Ended);
     let this = call_object.into_value();
-    if let Some(mut active) = collect {
-        active.collector.hangup();
-        resolve_collect(ctx, st, control.info().id.as_str(), active)?;
+    if let Some(active) = collect {
+        collecting::hung_up(ctx, st, control.info().id.as_str(), active)?;
     }
     for op in media_ops {
         if let OpKind::Promise { resolve, .. } = op.kind {
@@ -214,196 +239,6 @@ pub(crate) fn end_slot<'js>(
     Ok(())
 }
 
-/// Starts `collectDigits`: buffered digits count first; the prompt plays
-/// unless typed-ahead digits already barged in.
-pub(crate) fn start_collect<'js>(
-    ctx: &Ctx<'js>,
-    st: &JsState,
-    slot: SlotId,
-    args: CollectArgs,
-) -> rquickjs::Result<Promise<'js>> {
-    let (promise, resolve, reject) = ctx.promise()?;
-    let now = Instant::now();
-    let prompt = {
-        let mut inner = st.inner.borrow_mut();
-        let Some(call) = inner.calls.get_mut(&slot) else {
-            return Err(rquickjs::Exception::throw_internal(ctx, "the call is gone"));
-        };
-        if call.collect.is_some() {
-            drop(inner);
-            let busy = errors::api_error(
-                ctx,
-                "CallError",
-                errors::BUSY,
-                "collectDigits is already running on this call",
-            )?;
-            return ops::rejected(ctx, busy);
-        }
-        let mut collector = Collector::new(args.spec, args.prompt.is_some(), now);
-        let mut typed_ahead = false;
-        while collector.done().is_none() {
-            let Some(digit) = call.buffer.pop_front() else {
-                break;
-            };
-            typed_ahead = true;
-            collector.digit(digit, now);
-        }
-        let play = collector.done().is_none() && !(args.barge_in && typed_ahead);
-        let prompt = args.prompt.filter(|_| play);
-        if prompt.is_none() {
-            collector.prompt_ended(now);
-        }
-        call.collect = Some(ActiveCollect {
-            collector,
-            resolve: Persistent::save(ctx, resolve),
-            reject: Persistent::save(ctx, reject),
-            prompt: None,
-        });
-        prompt.map(|p| (p, call.control.clone()))
-    };
-    if let Some(((text, options), control)) = prompt {
-        let barge_in = options.barge_in;
-        let operation = async move { OpResult::Media(control.say(&text, options).await) };
-        let op = ops::spawn(st, Some(slot), OpKind::CollectPrompt, operation);
-        let mut inner = st.inner.borrow_mut();
-        if let Some(call) = inner.calls.get_mut(&slot) {
-            if let Some(active) = call.collect.as_mut() {
-                active.prompt = Some(op);
-            }
-            if barge_in {
-                call.barge_in.push(op);
-            }
-        }
-    }
-    finish_collect(ctx, st, slot)?;
-    Ok(promise)
-}
-
-/// Settles the call's collection if it is done; while its prompt still
-/// plays, stops the prompt first (the promise settles when it has stopped).
-pub(crate) fn finish_collect<'js>(
-    ctx: &Ctx<'js>,
-    st: &JsState,
-    slot: SlotId,
-) -> rquickjs::Result<()> {
-    let (active, call_id) = {
-        let mut inner = st.inner.borrow_mut();
-        let Some(call) = inner.calls.get_mut(&slot) else {
-            return Ok(());
-        };
-        let Some(active) = call.collect.as_ref() else {
-            return Ok(());
-        };
-        if active.collector.done().is_none() {
-            return Ok(());
-        }
-        if active.prompt.is_some() {
-            call.control.stop_media();
-            return Ok(());
-        }
-        let Some(active) = call.collect.take() else {
-            return Ok(());
-        };
-        (active, call.control.info().id.clone())
-    };
-    resolve_collect(ctx, st, &call_id, active)
-}
-
-fn resolve_collect<'js>(
-    ctx: &Ctx<'js>,
-    st: &JsState,
-    call_id: &str,
-    active: ActiveCollect,
-) -> rquickjs::Result<()> {
-    let reason = active
-        .collector
-        .done()
-        .unwrap_or(CollectReason::Hangup)
-        .as_str();
-    let digits = active.collector.digits().to_string();
-    st.env.host.log(
-        Some(call_id),
-        LogLevel::Debug,
-        &format!("collectDigits: {digits:?} ({reason})"),
-    );
-    let result = object(
-        ctx,
-        &[("digits", js(ctx, digits)?), ("reason", js(ctx, reason)?)],
-    )?;
-    call_stored(ctx, active.resolve, None, result.into_value())
-}
-
-/// The prompt of a collection stopped playing.
-pub(crate) fn collect_prompt_done<'js>(
-    ctx: &Ctx<'js>,
-    st: &JsState,
-    slot: SlotId,
-    result: &Result<MediaOutcome, CallError>,
-) -> rquickjs::Result<()> {
-    let now = Instant::now();
-    let failed = {
-        let mut inner = st.inner.borrow_mut();
-        let Some(call) = inner.calls.get_mut(&slot) else {
-            return Ok(());
-        };
-        let Some(active) = call.collect.as_mut() else {
-            return Ok(());
-        };
-        active.prompt = None;
-        match result {
-            Ok(MediaOutcome::Hangup) | Err(CallError::Ended) => {
-                active.collector.hangup();
-                None
-            }
-            Ok(_) => {
-                active.collector.prompt_ended(now);
-                None
-            }
-            Err(error) => call.collect.take().map(|a| (a, error.clone())),
-        }
-    };
-    match failed {
-        Some((active, error)) => {
-            let error = errors::call_error(ctx, &error)?;
-            call_stored(ctx, active.reject, None, error)
-        }
-        None => finish_collect(ctx, st, slot),
-    }
-}
-
-/// The earliest collection timer of any call.
-pub(crate) fn next_collect_deadline(st: &JsState) -> Option<Instant> {
-    st.inner
-        .borrow()
-        .calls
-        .values()
-        .filter_map(|c| c.collect.as_ref().and_then(|a| a.collector.deadline()))
-        .min()
-}
-
-/// Ends the collections whose timers expired.
-pub(crate) fn expire_collects<'js>(
-    ctx: &Ctx<'js>,
-    st: &JsState,
-    now: Instant,
-) -> rquickjs::Result<()> {
-    let expired: Vec<SlotId> = {
-        let mut inner = st.inner.borrow_mut();
-        inner
-            .calls
-            .iter_mut()
-            .filter_map(|(slot, call)| {
-                let active = call.collect.as_mut()?;
-                active.collector.check_timeout(now).map(|_| *slot)
-            })
-            .collect()
-    };
-    for slot in expired {
-        finish_collect(ctx, st, slot)?;
-    }
-    Ok(())
-}
-
 /// `routeTo`: lets go of the call (stops reading its events, waits until the
 /// reader has stopped) and asks the host to route it.
 pub(crate) fn start_route<'js>(
@@ -414,14 +249,25 @@ pub(crate) fn start_route<'js>(
     custom_data: serde_json::Value,
 ) -> rquickjs::Result<Promise<'js>> {
     let (promise, resolve, reject) = ctx.promise()?;
-    let (control, pump, collect) = {
+    let (control, pump, collect, was_bridged) = {
         let mut inner = st.inner.borrow_mut();
         let Some(call) = inner.calls.get_mut(&slot) else {
             return Err(rquickjs::Exception::throw_internal(ctx, "the call is gone"));
         };
         call.routing = Some(destination.clone());
         call.barge_in.clear();
-        (call.control.clone(), call.pump.take(), call.collect.take())
+        let peer = call.bridged.take();
+        let taken = (
+            call.control.clone(),
+            call.pump.take(),
+            call.collect.take(),
+            peer.is_some(),
+        );
+        // A routed call leaves its bridge (hand_over unbridges it first).
+        if let Some(peer) = peer.and_then(|p| inner.calls.get_mut(&p)) {
+            peer.bridged = None;
+        }
+        taken
     };
     // Whatever this instance played is not for the next one.
     control.stop_media();
@@ -438,49 +284,63 @@ pub(crate) fn start_route<'js>(
     let tx = st.env.tx.clone();
     let mut inner = st.inner.borrow_mut();
     let op = inner.new_op_id();
-    // Not abortable: once started, the hand-over must finish either way.
-    tokio::spawn(hand_over(
+    let hand_over = HandOver {
         op,
         control,
+        was_bridged,
         pump,
         host,
         destination,
         custom_data,
         tx,
-    ));
+    };
+    // Not abortable: once started, the hand-over must finish either way.
+    tokio::spawn(hand_over.run());
     let kind = OpKind::Promise {
         resolve: Persistent::save(ctx, resolve),
         reject: Persistent::save(ctx, reject),
         media: false,
+        then: crate::state::Then::Nothing,
     };
     ops::register(&mut inner, op, Some(slot), kind, None);
     Ok(promise)
 }
 
-async fn hand_over(
+/// A `routeTo` in flight.
+struct HandOver {
     op: crate::state::OpId,
     control: Arc<dyn CallControl>,
+    was_bridged: bool,
     pump: Option<Pump>,
     host: Arc<dyn ScenarioHost>,
     destination: String,
     custom_data: serde_json::Value,
     tx: UnboundedSender<Msg>,
-) {
-    if let Some(pump) = pump {
-        let _ = pump.stop.send(());
-        let _ = pump.task.await;
-    }
-    let result = host
-        .route_to(control.clone(), &destination, custom_data)
-        .await;
-    let failed = result.is_err();
-    let report = Msg::OpDone {
-        op,
-        result: OpResult::Route(result),
-    };
-    if tx.send(report).is_err() && failed {
-        // The instance ended meanwhile and the call came back: nobody owns it.
-        let _ = end_call(control.as_ref(), 500).await;
+}
+
+impl HandOver {
+    async fn run(self) {
+        let control = self.control;
+        if let Some(pump) = self.pump {
+            let _ = pump.stop.send(());
+            let _ = pump.task.await;
+        }
+        if self.was_bridged {
+            let _ = control.unbridge().await;
+        }
+        let result = self
+            .host
+            .route_to(control.clone(), &self.destination, self.custom_data)
+            .await;
+        let failed = result.is_err();
+        let report = Msg::OpDone {
+            op: self.op,
+            result: OpResult::Route(result),
+        };
+        if self.tx.send(report).is_err() && failed {
+            // The instance ended meanwhile and the call came back: nobody owns it.
+            let _ = end_call(control.as_ref(), 500).await;
+        }
     }
 }
 
@@ -528,13 +388,8 @@ pub(crate) fn route_done<'js>(
 
 /// Ends a call the scenario left with nothing more to do.
 pub(crate) fn end_idle(st: &JsState, slot: SlotId) {
-    let control = {
-        let mut inner = st.inner.borrow_mut();
-        let Some(call) = inner.calls.get_mut(&slot) else {
-            return;
-        };
-        call.ending = true;
-        call.control.clone()
+    let Some(control) = mark_ending(st, slot) else {
+        return;
     };
     let id = control.info().id.clone();
     if control.state() == CallState::Answered {
@@ -552,6 +407,56 @@ pub(crate) fn end_idle(st: &JsState, slot: SlotId) {
     }
     let operation = async move { OpResult::Call(end_call(control.as_ref(), 480).await) };
     ops::spawn(st, Some(slot), OpKind::Internal, operation);
+}
+
+fn mark_ending(st: &JsState, slot: SlotId) -> Option<Arc<dyn CallControl>> {
+    let mut inner = st.inner.borrow_mut();
+    let call = inner.calls.get_mut(&slot)?;
+    if call.ending {
+        return None;
+    }
+    call.ending = true;
+    Some(call.control.clone())
+}
+
+/// The earliest per-call wall-time deadline.
+pub(crate) fn next_deadline(st: &JsState) -> Option<Instant> {
+    st.inner
+        .borrow()
+        .calls
+        .values()
+        .filter(|c| !c.ending && c.routing.is_none())
+        .filter_map(|c| c.deadline)
+        .min()
+}
+
+/// Ends the calls that ran out of wall time (the instance goes on).
+pub(crate) fn expire_calls(st: &JsState, now: Instant) {
+    let expired: Vec<SlotId> = st
+        .inner
+        .borrow()
+        .calls
+        .iter()
+        .filter(|(_, c)| !c.ending && c.routing.is_none() && c.deadline.is_some_and(|d| d <= now))
+        .map(|(slot, _)| *slot)
+        .collect();
+    let Some(limit) = st.env.limits.max_call_duration else {
+        return;
+    };
+    for slot in expired {
+        let Some(control) = mark_ending(st, slot) else {
+            continue;
+        };
+        st.env.host.log(
+            Some(&control.info().id),
+            LogLevel::Error,
+            &format!(
+                "wall-time limit exceeded: the call has been with this scenario for {limit:?}; ending it"
+            ),
+        );
+        let operation = async move { OpResult::Call(end_call(control.as_ref(), 500).await) };
+        ops::spawn(st, Some(slot), OpKind::Internal, operation);
+    }
 }
 
 /// Ends a call cleanly: `hangup()` when answered, else `reject(code)`.
@@ -581,6 +486,7 @@ pub(crate) fn call_ctx_object<'js>(
             ("rule", js(ctx, call_ctx.rule.as_str())?),
             ("destination", js(ctx, call_ctx.destination.as_str())?),
             ("customData", data),
+            ("dial", crate::js::dial::dial_function(ctx)?.into_value()),
         ],
     )?;
     // In a conference instance, the conference is at hand in every onCall.

@@ -24,6 +24,9 @@ pub(crate) enum CollectReason {
     Max,
     Timeout,
     Hangup,
+    /// Set by the runtime, not the state machine: the digits failed `min` or
+    /// `pattern` on the last attempt.
+    Invalid,
 }
 
 impl CollectReason {
@@ -33,6 +36,7 @@ impl CollectReason {
             CollectReason::Max => "max",
             CollectReason::Timeout => "timeout",
             CollectReason::Hangup => "hangup",
+            CollectReason::Invalid => "invalid",
         }
     }
 }

@@ -115,6 +115,11 @@ impl Driver {
                         to_end.push(call.clone());
                     }
                 }
+                // Answered just as the instance ended: nobody owns it.
+                Msg::OpDone {
+                    result: OpResult::Dial(Ok(call)),
+                    ..
+                } => to_end.push(call),
                 _ => {}
             }
         }

@@ -1,8 +1,9 @@
-//! The scenario's handlers: the module's evaluation, `onConference`, and
-//! `onCall` for each call, and what happens when their promises settle.
+//! The scenario's handlers: the module's evaluation, `onConference`,
+//! `onStart`, and `onCall` for each call, and what happens when their
+//! promises settle.
 
 use rquickjs::function::This;
-use rquickjs::{Ctx, Persistent, Value};
+use rquickjs::{Ctx, Object, Persistent, Value};
 
 use crate::calls;
 use crate::host::{CallState, LogLevel};
@@ -34,6 +35,16 @@ pub(crate) fn on_settled(ctx: &Ctx<'_>, st: &JsState, settled: Settled) -> rquic
             Ok(())
         }
         (Watched::Conference, None) => ready(ctx, st),
+        (Watched::Start, error) => {
+            st.inner.borrow_mut().start = Some(HandlerState::Settled);
+            if let Some(reason) = error {
+                st.fail(Failure {
+                    message: format!("onStart failed: {}", describe(ctx, &reason)),
+                    call: st.single_call_id(),
+                });
+            }
+            Ok(())
+        }
         (Watched::Call(slot), error) => {
             let call_state = {
                 let mut inner = st.inner.borrow_mut();
@@ -93,17 +104,7 @@ fn module_ready(ctx: &Ctx<'_>, st: &JsState) -> rquickjs::Result<()> {
         return ready(ctx, st);
     };
     st.inner.borrow_mut().phase = Phase::Conferencing;
-    let instance = &st.env.instance;
-    let data = crate::js::convert::json_to_js(ctx, &instance.custom_data)?;
-    let conf_ctx = object(
-        ctx,
-        &[
-            ("app", js(ctx, instance.app.as_str())?),
-            ("rule", js(ctx, instance.rule.as_str())?),
-            ("destination", js(ctx, instance.destination.as_str())?),
-            ("customData", data),
-        ],
-    )?;
+    let conf_ctx = instance_ctx_object(ctx, st)?;
     match on_conference.call::<_, Value>((This(exports), conf.restore(ctx)?, conf_ctx)) {
         Ok(returned) => watch_promise(ctx, st, returned, Watched::Conference),
         Err(error) => {
@@ -117,7 +118,24 @@ fn module_ready(ctx: &Ctx<'_>, st: &JsState) -> rquickjs::Result<()> {
     }
 }
 
-/// Handlers are in place: calls get `onCall`, queued ones first.
+/// `ctx` of `onConference` and `onStart`: the instance's context, and `dial`.
+fn instance_ctx_object<'js>(ctx: &Ctx<'js>, st: &JsState) -> rquickjs::Result<Object<'js>> {
+    let instance = &st.env.instance;
+    let data = crate::js::convert::json_to_js(ctx, &instance.custom_data)?;
+    object(
+        ctx,
+        &[
+            ("app", js(ctx, instance.app.as_str())?),
+            ("rule", js(ctx, instance.rule.as_str())?),
+            ("destination", js(ctx, instance.destination.as_str())?),
+            ("customData", data),
+            ("dial", crate::js::dial::dial_function(ctx)?.into_value()),
+        ],
+    )
+}
+
+/// Handlers are in place: calls get `onCall`, queued ones first, then a
+/// requested `onStart` runs.
 fn ready(ctx: &Ctx<'_>, st: &JsState) -> rquickjs::Result<()> {
     let queued = {
         let mut inner = st.inner.borrow_mut();
@@ -127,10 +145,69 @@ fn ready(ctx: &Ctx<'_>, st: &JsState) -> rquickjs::Result<()> {
     for slot in queued {
         invoke_on_call(ctx, st, slot)?;
         if st.dead.get() {
-            break;
+            return Ok(());
         }
     }
+    if st.inner.borrow().start == Some(HandlerState::Queued) {
+        invoke_on_start(ctx, st)?;
+    }
     Ok(())
+}
+
+/// `run_on_start`: `onStart(ctx)` runs once the module is ready (once per instance).
+pub(crate) fn request_start(ctx: &Ctx<'_>, st: &JsState) -> rquickjs::Result<()> {
+    let ready = {
+        let mut inner = st.inner.borrow_mut();
+        if inner.start.is_some() {
+            drop(inner);
+            st.env.host.log(
+                None,
+                LogLevel::Warn,
+                "onStart was requested again: it runs once per instance",
+            );
+            return Ok(());
+        }
+        inner.start = Some(HandlerState::Queued);
+        inner.phase == Phase::Ready
+    };
+    if ready {
+        invoke_on_start(ctx, st)?;
+    }
+    Ok(())
+}
+
+fn invoke_on_start(ctx: &Ctx<'_>, st: &JsState) -> rquickjs::Result<()> {
+    let exports = {
+        let mut inner = st.inner.borrow_mut();
+        inner.start = Some(HandlerState::Running);
+        inner.exports.clone()
+    };
+    let Some(exports) = exports else {
+        return Ok(());
+    };
+    let exports = exports.restore(ctx)?;
+    let on_start: Value = exports.get("onStart")?;
+    let Some(on_start) = on_start.into_function() else {
+        st.fail(Failure {
+            message: "the scenario has no onStart handler: write \
+                      `export default { async onStart(ctx) { ... } }`"
+                .into(),
+            call: None,
+        });
+        return Ok(());
+    };
+    let start_ctx = instance_ctx_object(ctx, st)?;
+    match on_start.call::<_, Value>((This(exports), start_ctx)) {
+        Ok(returned) => watch_promise(ctx, st, returned, Watched::Start),
+        Err(error) => {
+            let message = format!("onStart threw: {}", caught(ctx, error));
+            st.fail(Failure {
+                message,
+                call: None,
+            });
+            Ok(())
+        }
+    }
 }
 
 pub(crate) fn invoke_on_call(ctx: &Ctx<'_>, st: &JsState, slot: SlotId) -> rquickjs::Result<()> {

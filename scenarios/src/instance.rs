@@ -2,16 +2,18 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use rquickjs::runtime::AsyncWeakRuntime;
 use rquickjs::{AsyncContext, AsyncRuntime, Ctx, Persistent, Value};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
 
+use crate::compile::{BytecodeLoader, BytecodeResolver};
 use crate::cpu::CpuGuard;
 use crate::driver::{self, Driver};
 use crate::host::{CallControl, ConferenceControl, ScenarioHost};
 use crate::state::{Env, JsState, Msg, Rejection};
 use crate::turn::{self, Verdict};
-use crate::{CallContext, InstanceContext, Limits, Scenario, ScenarioError};
+use crate::{CallContext, InstanceContext, Limits, MemoryUsage, Scenario, ScenarioError};
 
 /// QuickJS stack limit: deep enough for scenarios, well inside a tokio worker's stack.
 const MAX_STACK_BYTES: usize = 512 * 1024;
@@ -54,6 +56,7 @@ pub(crate) struct Handle {
     tx: UnboundedSender<Msg>,
     closed: watch::Receiver<bool>,
     scenario: String,
+    runtime: AsyncWeakRuntime,
 }
 
 impl Handle {
@@ -69,6 +72,28 @@ impl Handle {
         self.tx
             .send(Msg::NewCall { call, ctx })
             .map_err(|_| ScenarioError::Closed)
+    }
+
+    pub fn run_on_start(&self) -> Result<(), ScenarioError> {
+        let accepting = self.gate.lock();
+        if !*accepting {
+            return Err(ScenarioError::Closed);
+        }
+        self.tx.send(Msg::Start).map_err(|_| ScenarioError::Closed)
+    }
+
+    pub async fn memory_usage(&self) -> Option<MemoryUsage> {
+        let runtime = self.runtime.try_ref()?;
+        if self.is_closed() {
+            return None;
+        }
+        let usage = runtime.memory_usage().await;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        Some(MemoryUsage {
+            allocated_bytes: count(usage.malloc_size),
+            allocations: count(usage.malloc_count),
+            objects: count(usage.obj_count),
+        })
     }
 
     pub async fn closed(&self) {
@@ -107,6 +132,16 @@ pub(crate) async fn start(
     runtime
         .set_host_promise_rejection_tracker(Some(Box::new(track_rejection)))
         .await;
+    let compiled = scenario.compiled.clone();
+    if !compiled.modules.is_empty() {
+        let resolver = BytecodeResolver {
+            main: compiled.name.clone(),
+            modules: compiled.modules.clone(),
+        };
+        runtime
+            .set_loader(resolver, BytecodeLoader(compiled.modules.clone()))
+            .await;
+    }
     let context = AsyncContext::full(&runtime).await.map_err(setup)?;
 
     let (tx, rx) = mpsc::unbounded_channel();
@@ -120,13 +155,13 @@ pub(crate) async fn start(
         conference: conference.clone(),
         cpu,
     };
-    let compiled = scenario.compiled.clone();
     let verdict = context
         .with(|ctx| turn::first_turn(&ctx, env, &compiled.bytecode))
         .await;
 
     let (closed_tx, closed_rx) = watch::channel(false);
     let gate = Arc::new(Gate::new());
+    let weak_runtime = runtime.weak();
     let mut driver = Driver {
         runtime,
         context,
@@ -157,6 +192,7 @@ pub(crate) async fn start(
         tx,
         closed: closed_rx,
         scenario: scenario_name,
+        runtime: weak_runtime,
     })
 }
 

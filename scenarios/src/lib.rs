@@ -21,15 +21,21 @@ pub mod host;
 mod instance;
 mod js;
 pub mod sim;
+pub mod source;
 mod state;
+pub mod tone;
 
 mod calls;
 mod collect;
+mod collecting;
+mod conf_events;
 mod cpu;
 mod ops;
+mod settle;
 mod timers;
 mod turn;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +76,10 @@ pub struct Limits {
     pub cpu_per_callback: Duration,
     /// Most timers (`setTimeout`/`setInterval`) alive at once.
     pub max_timers: usize,
+    /// Longest a call may stay with one instance (from when the instance
+    /// took it); then the call is ended and the instance goes on. `None`: no
+    /// limit.
+    pub max_call_duration: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -78,6 +88,7 @@ impl Default for Limits {
             memory_bytes: 16 * 1024 * 1024,
             cpu_per_callback: Duration::from_secs(1),
             max_timers: 1000,
+            max_call_duration: None,
         }
     }
 }
@@ -89,12 +100,50 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// Compiles (checks) an ES module. `name` is used in errors and logs.
+    /// Compiles (checks) an ES module that imports nothing. `name` (e.g.
+    /// `ivr.js`) is used in errors and logs.
     pub fn compile(name: &str, source: &str) -> Result<Scenario, CompileError> {
-        let compiled = compile::compile(name, source)?;
+        Self::compile_with_modules(name, source, std::iter::empty::<(&str, &str)>())
+    }
+
+    /// Compiles an ES module that may import other modules of its
+    /// application: `modules` maps their names (file stems such as
+    /// `helpers`, or `helpers.js`) to their sources. `import {x} from
+    /// "./helpers.js"` (or `"./helpers"`) resolves among them and nothing
+    /// else can be imported. An error in an imported module is reported
+    /// with that module's name and line. Only the modules actually imported
+    /// are kept.
+    pub fn compile_with_modules<I, K, V>(
+        name: &str,
+        source: &str,
+        modules: I,
+    ) -> Result<Scenario, CompileError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let modules: HashMap<String, String> = modules
+            .into_iter()
+            .map(|(k, v)| (compile::module_name(k.as_ref()), v.as_ref().to_string()))
+            .filter(|(k, _)| *k != compile::module_name(name))
+            .collect();
+        let compiled = compile::compile(name, source, modules)?;
         Ok(Scenario {
             compiled: Arc::new(compiled),
         })
+    }
+
+    /// Whether `other` is this same compiled scenario.
+    pub(crate) fn same_as(&self, other: &Scenario) -> bool {
+        Arc::ptr_eq(&self.compiled, &other.compiled)
+    }
+
+    /// Names of the application modules it imports (directly or not).
+    pub fn imported_modules(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.compiled.modules.keys().cloned().collect();
+        names.sort();
+        names
     }
 
     pub fn name(&self) -> &str {
@@ -135,6 +184,17 @@ pub struct CallContext {
     pub rule: String,
     pub destination: String,
     pub custom_data: serde_json::Value,
+}
+
+/// What an instance's JavaScript heap holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Bytes allocated by QuickJS (what the memory limit counts).
+    pub allocated_bytes: u64,
+    /// Live allocations.
+    pub allocations: u64,
+    /// JavaScript objects.
+    pub objects: u64,
 }
 
 /// A running scenario instance. Cheap to clone.
@@ -180,6 +240,21 @@ impl ScenarioInstance {
     /// handlers settled, or a fatal error ended it (its calls were ended).
     pub async fn closed(&self) {
         self.handle.closed().await
+    }
+
+    /// Runs `onStart(ctx)` (the scenario was started over the HTTP API, e.g.
+    /// to place an outbound call with `ctx.dial`), with `ctx.customData` from
+    /// the [`InstanceContext`]. The instance ends once `onStart` has settled
+    /// and it has no calls left. Fails with [`ScenarioError::Closed`] if the
+    /// instance already ended; a scenario without `onStart` fails the
+    /// instance (the reason goes to the log).
+    pub fn run_on_start(&self) -> Result<(), ScenarioError> {
+        self.handle.run_on_start()
+    }
+
+    /// The QuickJS heap of the instance right now (`None` once it ended).
+    pub async fn memory_usage(&self) -> Option<MemoryUsage> {
+        self.handle.memory_usage().await
     }
 
     /// Whether the instance has ended (see [`ScenarioInstance::closed`]).

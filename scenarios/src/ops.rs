@@ -7,7 +7,7 @@ use rquickjs::{Ctx, Persistent, Promise, Value};
 
 use crate::host::{CallError, ConferenceError, MediaOutcome};
 use crate::js::{errors, js, object};
-use crate::state::{JsState, Msg, OpId, OpKind, OpResult, PendingOp, SlotId};
+use crate::state::{JsState, Msg, OpId, OpKind, OpResult, PendingOp, SlotId, Then};
 
 /// Starts `operation` for a promise JavaScript gets back.
 pub(crate) fn start<'js, F>(
@@ -20,11 +20,27 @@ pub(crate) fn start<'js, F>(
 where
     F: Future<Output = OpResult> + Send + 'static,
 {
+    start_then(ctx, st, slot, media, Then::Nothing, operation)
+}
+
+/// Like [`start`], with what else happens when it settles.
+pub(crate) fn start_then<'js, F>(
+    ctx: &Ctx<'js>,
+    st: &JsState,
+    slot: Option<SlotId>,
+    media: bool,
+    then: Then,
+    operation: F,
+) -> rquickjs::Result<(Promise<'js>, OpId)>
+where
+    F: Future<Output = OpResult> + Send + 'static,
+{
     let (promise, resolve, reject) = ctx.promise()?;
     let kind = OpKind::Promise {
         resolve: Persistent::save(ctx, resolve),
         reject: Persistent::save(ctx, reject),
         media,
+        then,
     };
     let op = spawn(st, slot, kind, operation);
     Ok((promise, op))
@@ -103,7 +119,24 @@ pub(crate) fn media_result<'js>(
     Ok(result.into_value())
 }
 
-/// What a finished operation settles its promise with: `Ok` resolves, `Err` rejects.
+/// `{location, durationMs}`: how a recording ended.
+pub(crate) fn recording_result<'js>(
+    ctx: &Ctx<'js>,
+    info: &crate::host::RecordingInfo,
+) -> rquickjs::Result<Value<'js>> {
+    let result = object(
+        ctx,
+        &[
+            ("location", js(ctx, info.location.as_str())?),
+            ("durationMs", js(ctx, info.duration_ms as f64)?),
+        ],
+    )?;
+    Ok(result.into_value())
+}
+
+/// What a finished operation settles its promise with: `Ok` resolves, `Err`
+/// rejects. Results that become objects (calls, recordings, responses) are
+/// built by the caller; here they settle as `undefined` or their error.
 pub(crate) fn settlement<'js>(
     ctx: &Ctx<'js>,
     result: &OpResult,
@@ -125,5 +158,13 @@ pub(crate) fn settlement<'js>(
             Ok(media_result(ctx, MediaOutcome::Hangup)?)
         }
         OpResult::ConferenceMedia(Err(e)) => Err(errors::conference_error(ctx, e)?),
+        OpResult::Recording(Ok(info)) | OpResult::ConferenceRecording(Ok(info)) => {
+            Ok(recording_result(ctx, info)?)
+        }
+        OpResult::Dial(Ok(_)) | OpResult::Fetch(Ok(_)) => Ok(undefined),
+        OpResult::Dial(Err(e)) => Err(errors::dial_error(ctx, e)?),
+        OpResult::Recording(Err(e)) => Err(errors::call_error(ctx, e)?),
+        OpResult::ConferenceRecording(Err(e)) => Err(errors::conference_error(ctx, e)?),
+        OpResult::Fetch(Err(e)) => Err(errors::fetch_error(ctx, e)?),
     })
 }

@@ -1,5 +1,6 @@
 //! Simulation: in-memory calls, conferences and a host, so scenarios run
-//! without SIP or media. Used by the tests and by `switchboard test-scenario`.
+//! without SIP or media. Used by the tests and by `switchboard test-scenario`
+//! (see [`Simulation`] and [`run_test_scenario`]).
 //!
 //! Time is tokio time: under `tokio::time::pause()` (or
 //! `#[tokio::test(start_paused = true)]`) prompts, scripted digits and
@@ -21,18 +22,23 @@
 //!     .build();
 //! let instance = host.start_call(&scenario, call.clone()).await.unwrap();
 //! instance.closed().await;
-//! for entry in call.timeline() {
-//!     println!("{entry}");
-//! }
+//! print!("{}", host.timeline());
 //! # }
 //! ```
 
 mod call;
+mod cli;
 mod conference;
+mod dial;
 mod host;
+mod media;
+mod simulation;
 mod timeline;
 
-pub use call::{SimCall, SimCallBuilder};
-pub use conference::SimConference;
+pub use call::{SimCall, SimCallBuilder, PROMPT_KEY_GAP};
+pub use cli::{run_test_scenario, TestScenarioArgs, TestScenarioError};
+pub use conference::{SimConference, TalkingProbe};
+pub use dial::{reason_phrase, DialOutcome, SimDial, SimFetch};
 pub use host::{SimHost, SimLog, SimRoute, SimRule};
-pub use timeline::{HangupSide, SimEntry, SimEvent};
+pub use simulation::{SimError, SimReport, Simulation};
+pub use timeline::{HangupSide, SimEntry, SimEvent, Timeline, TimelineEntry};

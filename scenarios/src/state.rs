@@ -15,13 +15,15 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use crate::collect::Collector;
+use crate::collecting::ActiveCollect;
 use crate::cpu::CpuGuard;
 use crate::host::{
     CallControl, CallError, CallEvent, ConferenceControl, ConferenceError, ConferenceEvent,
-    MediaOutcome, RouteError, ScenarioHost,
+    ConferenceOptions, DialError, FetchError, FetchResponse, MediaOutcome, RecordingInfo,
+    RouteError, ScenarioHost,
 };
 use crate::js::call::JsCall;
+use crate::js::participant::JsParticipant;
 use crate::timers::TimerQueue;
 use crate::{CallContext, InstanceContext, Limits};
 
@@ -34,6 +36,8 @@ pub(crate) enum Msg {
         call: Arc<dyn CallControl>,
         ctx: CallContext,
     },
+    /// Run `onStart(ctx)` (the scenario was started over the HTTP API).
+    Start,
     /// An event of an owned call; `None` when no more can follow.
     Call {
         slot: SlotId,
@@ -52,6 +56,13 @@ pub(crate) enum OpResult {
     Route(Result<(), RouteError>),
     Conference(Result<(), ConferenceError>),
     ConferenceMedia(Result<MediaOutcome, ConferenceError>),
+    /// `dial`: the new call, answered.
+    Dial(Result<Arc<dyn CallControl>, DialError>),
+    /// A recording of a call started or stopped.
+    Recording(Result<RecordingInfo, CallError>),
+    /// A recording of the conference mix started or stopped.
+    ConferenceRecording(Result<RecordingInfo, ConferenceError>),
+    Fetch(Result<FetchResponse, FetchError>),
 }
 
 /// Fixed for the life of an instance.
@@ -155,6 +166,7 @@ pub(crate) enum Phase {
 pub(crate) enum Watched {
     Module,
     Conference,
+    Start,
     Call(SlotId),
 }
 
@@ -172,6 +184,12 @@ pub(crate) struct Inner {
     pub exports: Option<Persistent<Object<'static>>>,
     /// `Promise.prototype.then` as it was before the scenario ran.
     pub promise_then: Option<Persistent<Function<'static>>>,
+    /// The `RegExp` constructor as it was before the scenario ran.
+    pub regexp: Option<Persistent<rquickjs::Constructor<'static>>>,
+    /// `onStart`, once requested.
+    pub start: Option<HandlerState>,
+    /// `dial`s in flight: the instance waits for them (their calls become its own).
+    pub dialing: usize,
     pub calls: BTreeMap<SlotId, CallSlot>,
     /// Calls waiting for the module / `onConference` before their `onCall`.
     pub queued: VecDeque<SlotId>,
@@ -195,6 +213,9 @@ impl Inner {
             namespace: None,
             exports: None,
             promise_then: None,
+            regexp: None,
+            start: None,
+            dialing: 0,
             calls: BTreeMap::new(),
             queued: VecDeque::new(),
             ops: HashMap::new(),
@@ -226,6 +247,10 @@ impl Inner {
 pub(crate) struct ConfState {
     pub object: Option<Persistent<Object<'static>>>,
     pub listeners: Listeners,
+    /// Room-wide options as last configured (`maxParticipants`, `waitMusic`).
+    pub options: ConferenceOptions,
+    /// One object per participant, so the same participant is the same object.
+    pub participants: HashMap<String, Persistent<Class<'static, JsParticipant>>>,
     /// No participant is known to be in the mix (initially, and after `empty`).
     pub quiet: bool,
     /// When an instance without calls stops waiting for the conference to drain.
@@ -237,6 +262,8 @@ impl Default for ConfState {
         ConfState {
             object: None,
             listeners: Listeners::default(),
+            options: ConferenceOptions::default(),
+            participants: HashMap::new(),
             quiet: true,
             grace: None,
         }
@@ -300,25 +327,23 @@ pub(crate) struct CallSlot {
     /// Digits typed since the last collection took them.
     pub buffer: VecDeque<char>,
     pub collect: Option<ActiveCollect>,
-    /// `say` operations playing with barge-in (a digit stops them).
+    /// `say`/`play` operations playing with barge-in (a digit stops them).
     pub barge_in: Vec<OpId>,
     pub pending_ops: usize,
     pub in_conference: bool,
-    /// The runtime is ending the call on its own (the scenario left it idle).
+    /// Placed by `dial` (it has no `onCall`).
+    pub dialed: bool,
+    /// The call this one is bridged with (both owned by this instance).
+    pub bridged: Option<SlotId>,
+    /// When the call hits the per-call wall-time limit.
+    pub deadline: Option<Instant>,
+    /// The runtime is ending the call on its own (idle, or out of time).
     pub ending: bool,
 }
 
 pub(crate) struct Pump {
     pub stop: tokio::sync::oneshot::Sender<()>,
     pub task: JoinHandle<()>,
-}
-
-pub(crate) struct ActiveCollect {
-    pub collector: Collector,
-    pub resolve: Persistent<Function<'static>>,
-    pub reject: Persistent<Function<'static>>,
-    /// The prompt's `say`, while it plays.
-    pub prompt: Option<OpId>,
 }
 
 #[derive(Clone)]
@@ -341,9 +366,47 @@ pub(crate) enum OpKind {
         resolve: Persistent<Function<'static>>,
         reject: Persistent<Function<'static>>,
         media: bool,
+        then: Then,
     },
     /// The prompt of the call's active collection.
     CollectPrompt,
     /// The runtime's own (ending an idle call): nothing waits for it.
     Internal,
+}
+
+/// What else happens when an operation's promise settles.
+#[derive(Debug, Clone)]
+pub(crate) enum Then {
+    /// Settle with the plain result.
+    Nothing,
+    /// `say`/`play` on a call: also emit `mediaEnded`.
+    MediaEnded { kind: &'static str, what: String },
+    /// `dial`: the new call joins the instance; resolve with its object.
+    Dialed,
+    /// `conf.add`: resolve with the participant.
+    Participant { call_id: String },
+    /// `record`: resolve with a recording object.
+    Recording(RecordingOwner),
+    /// `bridge` succeeded: remember the pair.
+    Bridged { other: SlotId },
+    /// `unbridge` succeeded.
+    Unbridged,
+    /// `fetch`: resolve with a response object.
+    Response { url: String },
+}
+
+/// What a recording records (where `stop()` goes).
+#[derive(Clone)]
+pub(crate) enum RecordingOwner {
+    Call(Arc<dyn CallControl>),
+    Conference,
+}
+
+impl std::fmt::Debug for RecordingOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordingOwner::Call(call) => write!(f, "Call({})", call.info().id),
+            RecordingOwner::Conference => write!(f, "Conference"),
+        }
+    }
 }

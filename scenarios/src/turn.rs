@@ -3,19 +3,17 @@
 //! failures, end idle calls, and decide whether the instance is done.
 
 use rquickjs::function::Args;
-use rquickjs::{Ctx, Function, Module, Object, Persistent, Value};
+use rquickjs::{Constructor, Ctx, Function, Module, Object, Persistent, Value};
 use tokio::time::{Duration, Instant};
 
-use crate::calls;
-use crate::handlers::{invoke_on_call, on_settled};
-use crate::host::{CallEvent, CallState, ConferenceEvent, LogLevel};
+use crate::calls::{self, Arrival};
+use crate::handlers::{self, invoke_on_call, on_settled};
+use crate::host::{CallEvent, LogLevel};
 use crate::js::conference;
 use crate::js::errors::{self, caught, describe};
-use crate::js::{call_stored, install_globals, js, object, watch as watch_promise};
-use crate::ops;
-use crate::state::{
-    Env, Failure, HandlerState, JsState, Msg, OpId, OpKind, OpResult, Phase, SlotId, Watched,
-};
+use crate::js::{install_globals, watch as watch_promise};
+use crate::state::{Env, Failure, HandlerState, JsState, Msg, Phase, SlotId, Watched};
+use crate::{collecting, conf_events, settle};
 
 /// How long a conference instance whose calls are gone waits for the
 /// conference's last events (`leave`, `empty`) before it ends anyway.
@@ -80,6 +78,8 @@ fn load(ctx: &Ctx<'_>, st: &JsState, bytecode: &[u8]) -> rquickjs::Result<()> {
         .get::<_, Object>("prototype")?
         .get("then")?;
     st.inner.borrow_mut().promise_then = Some(Persistent::save(ctx, then));
+    let regexp: Constructor = ctx.globals().get("RegExp")?;
+    st.inner.borrow_mut().regexp = Some(Persistent::save(ctx, regexp));
     if let Some(conference) = &st.env.conference {
         let object = conference::new_object(ctx, conference.as_ref())?;
         st.inner.borrow_mut().conf.object = Some(Persistent::save(ctx, object.into_inner()));
@@ -127,17 +127,24 @@ fn dispatch(ctx: &Ctx<'_>, st: &JsState, msg: Msg) {
             call,
             ctx: call_ctx,
         } => {
-            let result = calls::adopt(ctx, st, call, call_ctx).and_then(|slot| match slot {
-                Some(slot) if st.inner.borrow().phase == Phase::Ready => {
-                    invoke_on_call(ctx, st, slot)
-                }
-                Some(slot) => {
-                    st.inner.borrow_mut().queued.push_back(slot);
-                    Ok(())
-                }
-                None => Ok(()),
-            });
+            let result =
+                calls::adopt(ctx, st, call, call_ctx, Arrival::Routed).and_then(|(slot, _)| {
+                    match slot {
+                        Some(slot) if st.inner.borrow().phase == Phase::Ready => {
+                            invoke_on_call(ctx, st, slot)
+                        }
+                        Some(slot) => {
+                            st.inner.borrow_mut().queued.push_back(slot);
+                            Ok(())
+                        }
+                        None => Ok(()),
+                    }
+                });
             check(ctx, st, None, "while taking a call", result);
+        }
+        Msg::Start => {
+            let result = handlers::request_start(ctx, st);
+            check(ctx, st, None, "while starting", result);
         }
         Msg::Call { slot, event } => {
             let call_id = st.call_id_of(slot);
@@ -151,11 +158,11 @@ fn dispatch(ctx: &Ctx<'_>, st: &JsState, msg: Msg) {
             check(ctx, st, call_id, "in a call event listener", result);
         }
         Msg::Conference(event) => {
-            let result = on_conference_event(ctx, st, event);
+            let result = conf_events::dispatch(ctx, st, event);
             check(ctx, st, None, "in a conference event listener", result);
         }
         Msg::OpDone { op, result } => {
-            let result = op_done(ctx, st, op, result);
+            let result = settle::op_done(ctx, st, op, result);
             check(ctx, st, None, "while settling an operation", result);
         }
     }
@@ -163,7 +170,8 @@ fn dispatch(ctx: &Ctx<'_>, st: &JsState, msg: Msg) {
 
 fn wake(ctx: &Ctx<'_>, st: &JsState) {
     let now = Instant::now();
-    let result = calls::expire_collects(ctx, st, now);
+    calls::expire_calls(st, now);
+    let result = collecting::expire(ctx, st, now);
     check(ctx, st, None, "while ending a collection", result);
     let due = st.inner.borrow_mut().timers.pop_due(now);
     if let Some(timer) = due {
@@ -231,121 +239,6 @@ fn run_job<'js>(ctx: &Ctx<'js>) -> Result<bool, Value<'js>> {
     Ok(status > 0)
 }
 
-fn op_done(ctx: &Ctx<'_>, st: &JsState, op: OpId, result: OpResult) -> rquickjs::Result<()> {
-    let Some(pending) = ops::unregister(&mut st.inner.borrow_mut(), op) else {
-        // Already settled (its call hung up).
-        return Ok(());
-    };
-    let slot = pending.slot;
-    match pending.kind {
-        OpKind::CollectPrompt => {
-            if let (Some(slot), OpResult::Media(outcome)) = (slot, &result) {
-                calls::collect_prompt_done(ctx, st, slot, outcome)?;
-            }
-        }
-        OpKind::Internal => {}
-        OpKind::Promise {
-            resolve, reject, ..
-        } => {
-            match (&result, slot) {
-                (OpResult::Route(routed), Some(slot)) => {
-                    calls::route_done(ctx, st, slot, routed.is_ok())?
-                }
-                (OpResult::Conference(Ok(())), Some(slot)) => {
-                    if let Some(call) = st.inner.borrow_mut().calls.get_mut(&slot) {
-                        call.in_conference = true;
-                    }
-                }
-                _ => {}
-            }
-            match ops::settlement(ctx, &result)? {
-                Ok(value) => call_stored(ctx, resolve, None, value)?,
-                Err(error) => call_stored(ctx, reject, None, error)?,
-            }
-        }
-    }
-    // A local hangup/reject ends the call now; its hangup event may lag.
-    if let (Some(slot), OpResult::Call(Ok(()))) = (slot, &result) {
-        let ended = st
-            .inner
-            .borrow()
-            .calls
-            .get(&slot)
-            .is_some_and(|c| c.control.state() == CallState::Ended);
-        if ended {
-            calls::end_slot(ctx, st, slot, "local")?;
-        }
-    }
-    Ok(())
-}
-
-fn on_conference_event(
-    ctx: &Ctx<'_>,
-    st: &JsState,
-    event: Option<ConferenceEvent>,
-) -> rquickjs::Result<()> {
-    let (name, call_id) = match event {
-        Some(ConferenceEvent::Join { call_id }) => ("join", Some(call_id)),
-        Some(ConferenceEvent::Leave { call_id }) => ("leave", Some(call_id)),
-        Some(ConferenceEvent::Empty) => ("empty", None),
-        // TEMPORARY on the engine3 branch.
-        Some(ConferenceEvent::Talking { .. }) | Some(ConferenceEvent::Silent { .. }) => {
-            return Ok(())
-        }
-        None => {
-            st.inner.borrow_mut().conf.quiet = true;
-            return Ok(());
-        }
-    };
-    let (listeners, conf, call_object) = {
-        let mut inner = st.inner.borrow_mut();
-        match name {
-            "join" => {
-                inner.conf.quiet = false;
-                inner.conf.grace = None;
-            }
-            "empty" => inner.conf.quiet = true,
-            _ => {}
-        }
-        let call = call_id
-            .as_deref()
-            .and_then(|id| inner.calls.values_mut().find(|c| c.control.info().id == id));
-        let call_object = call.map(|call| {
-            if name == "leave" {
-                call.in_conference = false;
-            }
-            call.object.clone()
-        });
-        (
-            inner.conf.listeners.get(name),
-            inner.conf.object.clone(),
-            call_object,
-        )
-    };
-    if listeners.is_empty() {
-        return Ok(());
-    }
-    let event = match call_id {
-        Some(id) => {
-            let call = match call_object {
-                Some(call) => call.restore(ctx)?.into_value(),
-                None => Value::new_undefined(ctx.clone()),
-            };
-            object(ctx, &[("callId", js(ctx, id)?), ("call", call)])?
-        }
-        None => Object::new(ctx.clone())?,
-    }
-    .into_value();
-    let this = match conf {
-        Some(conf) => Some(conf.restore(ctx)?.into_value()),
-        None => None,
-    };
-    for listener in listeners {
-        call_stored(ctx, listener, this.clone(), event.clone())?;
-    }
-    Ok(())
-}
-
 /// After a turn: fail on an overrun, a recorded failure or an unhandled
 /// rejection; end idle calls; decide whether the instance is done.
 fn conclude(ctx: &Ctx<'_>, st: &JsState) -> Verdict {
@@ -403,24 +296,35 @@ fn conclude(ctx: &Ctx<'_>, st: &JsState) -> Verdict {
 }
 
 /// Calls whose `onCall` is over with nothing pending that could act on them
-/// (no operation, collection, `dtmf` listener, timer, or conference) would
-/// hang forever: end them.
+/// (no operation, collection, `dtmf` listener, timer, bridge or conference)
+/// would hang forever: end them. A dialed call has no handler of its own: it
+/// is kept while any handler of the instance runs.
 fn end_idle_calls(st: &JsState) {
     let idle: Vec<SlotId> = {
         let inner = st.inner.borrow();
         if inner.phase != Phase::Ready || !inner.timers.is_empty() {
             return;
         }
+        let handler_running = inner
+            .calls
+            .values()
+            .any(|c| c.handler == HandlerState::Running)
+            || matches!(
+                inner.start,
+                Some(HandlerState::Queued | HandlerState::Running)
+            );
         inner
             .calls
             .iter()
             .filter(|(_, c)| {
                 c.handler == HandlerState::Settled
+                    && !(c.dialed && handler_running)
                     && c.routing.is_none()
                     && !c.ending
                     && c.pending_ops == 0
                     && c.collect.is_none()
                     && !c.in_conference
+                    && c.bridged.is_none()
                     && !c.listeners.has("dtmf")
             })
             .map(|(slot, _)| *slot)
@@ -431,15 +335,24 @@ fn end_idle_calls(st: &JsState) {
     }
 }
 
+/// An instance is done once it has had work (a call, or `onStart`) and has
+/// no calls left, no `onStart` running and no `dial` in flight (a
+/// conference instance also waits a little for the room's last events).
 fn lifecycle(st: &JsState) -> Verdict {
     let now = Instant::now();
-    let collect_deadline = calls::next_collect_deadline(st);
+    let collect_deadline = collecting::next_deadline(st);
+    let call_deadline = calls::next_deadline(st);
     let mut inner = st.inner.borrow_mut();
-    let next = [inner.timers.next_due(), collect_deadline]
+    let next = [inner.timers.next_due(), collect_deadline, call_deadline]
         .into_iter()
         .flatten()
         .min();
-    if !inner.had_call || !inner.calls.is_empty() {
+    let had_work = inner.had_call || inner.start.is_some();
+    let starting = matches!(
+        inner.start,
+        Some(HandlerState::Queued | HandlerState::Running)
+    );
+    if !had_work || !inner.calls.is_empty() || starting || inner.dialing > 0 {
         inner.conf.grace = None;
         return Verdict::Continue(next);
     }

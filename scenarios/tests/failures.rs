@@ -301,3 +301,91 @@ async fn compile_errors_carry_line_and_column() {
     assert_eq!(err.line, 3, "{err}");
     assert!(err.column > 0, "{err}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn too_many_timers_end_the_instance_when_not_caught() {
+    let source = r#"
+export default {
+  async onCall(call) {
+    await call.answer();
+    for (let i = 0; i < 100; i++) setInterval(() => {}, 1000);
+  },
+};
+"#;
+    let limits = Limits {
+        max_timers: 10,
+        ..Limits::default()
+    };
+    let outcome = run_failing(limits, source).await;
+    assert_hung_up(&outcome);
+    assert_error_logged(
+        &outcome,
+        &[
+            "onCall failed",
+            "RangeError: setInterval: too many timers (the limit is 10)",
+        ],
+    );
+    assert_steady_unaffected(&outcome);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_wall_time_limit_ends_a_call_and_the_instance_goes_on() {
+    let source = r#"
+export default {
+  async onCall(call) {
+    await call.answer();
+    await call.play('music.wav', { loop: true });
+  },
+};
+"#;
+    let limits = Limits {
+        max_call_duration: Some(Duration::from_secs(5)),
+        ..Limits::default()
+    };
+    let outcome = run_failing(limits.clone(), source).await;
+    assert_hung_up(&outcome);
+    let ended = outcome
+        .call
+        .timeline()
+        .into_iter()
+        .find(|e| matches!(e.event, SimEvent::HungUp { .. }))
+        .unwrap();
+    assert_eq!(ended.at, secs(5.0));
+    assert_eq!(
+        line(&outcome.host, "wall-time limit exceeded")
+            .call_id
+            .as_deref(),
+        Some("bad")
+    );
+    assert_steady_unaffected(&outcome);
+
+    // In a conference instance each call has its own budget; the room goes on.
+    let room = r#"
+let conf;
+export default {
+  onConference(c) { conf = c; },
+  async onCall(call) { await call.answer(); await conf.add(call); },
+};
+"#;
+    let host = SimHost::with_limits(limits);
+    host.add_rule("room", "conf_*", &compile("room.js", room), true);
+    let a = SimCall::builder("a").build();
+    host.dispatch(a.clone(), "conf_1").await.unwrap();
+    tokio::time::sleep(secs(3.0)).await;
+    let b = SimCall::builder("b").build();
+    host.dispatch(b.clone(), "conf_1").await.unwrap();
+    all_closed(&host).await;
+    assert_eq!(host.instances().len(), 1);
+    let hung_up_at = |call: &SimCall| {
+        call.timeline()
+            .into_iter()
+            .find(|e| matches!(e.event, SimEvent::HungUp { .. }))
+            .map(|e| e.at)
+    };
+    assert_eq!(hung_up_at(&a), Some(secs(5.0)));
+    assert_eq!(
+        hung_up_at(&b),
+        Some(secs(5.0)),
+        "b's budget counts from its arrival"
+    );
+}

@@ -51,20 +51,6 @@ fn host_with_rules() -> std::sync::Arc<SimHost> {
     host
 }
 
-/// Waits until every instance the host started (including ones started by
-/// routes meanwhile) has ended.
-async fn all_closed(host: &SimHost) {
-    loop {
-        let instances = host.instances();
-        for instance in &instances {
-            closed(instance).await;
-        }
-        if host.instances().len() == instances.len() {
-            return;
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn route_to_hands_the_call_to_the_conference_instance() {
     let host = host_with_rules();

@@ -1,5 +1,7 @@
 //! The `call` object: a `Call` class instance whose prototype carries the
 //! methods; the instance itself holds only which slot of the instance it is.
+//! Call control lives here; media in [`super::call_media`], `collectDigits`
+//! in [`super::collect_args`], `dial`/`bridge` in [`super::dial`].
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -9,24 +11,17 @@ use rquickjs::function::{IntoJsFunc, Opt, This};
 use rquickjs::object::{Accessor, Property};
 use rquickjs::Constructor;
 use rquickjs::{Class, Ctx, Exception, Function, JsLifetime, Object, Persistent, Promise, Value};
-use tokio::time::Duration;
 
 use super::convert::{js_to_json, Options};
 use super::errors::{self, api_error};
-use super::{js, object, state};
+use super::{headers, state};
 use crate::calls;
-use crate::collect::CollectSpec;
-use crate::host::{CallControl, MediaOutcome, SayOptions};
+use crate::host::CallControl;
 use crate::ops;
 use crate::state::{JsState, OpResult, SlotId};
 
 /// Events a call emits (`call.on(event, fn)`).
-pub(crate) const CALL_EVENTS: [&str; 2] = ["dtmf", "hangup"];
-
-const DEFAULT_MAX_DIGITS: u64 = 128;
-const DEFAULT_FIRST_DIGIT_TIMEOUT_MS: u64 = 5_000;
-const DEFAULT_INTER_DIGIT_TIMEOUT_MS: u64 = 3_000;
-const MAX_TIMEOUT_MS: u64 = 3_600_000;
+pub(crate) const CALL_EVENTS: [&str; 3] = ["dtmf", "hangup", "mediaEnded"];
 
 pub(crate) struct JsCall {
     pub slot: SlotId,
@@ -70,7 +65,7 @@ impl<'js> JsClass<'js> for JsCall {
 }
 
 /// Where a call object stands for this instance.
-enum Target {
+pub(crate) enum Target {
     Live(SlotId),
     /// `routeTo` is handing it over.
     Routing(String),
@@ -78,7 +73,7 @@ enum Target {
     Ended,
 }
 
-fn target(st: &JsState, call: &JsCall) -> Target {
+pub(crate) fn target(st: &JsState, call: &JsCall) -> Target {
     match call.gone.borrow().clone() {
         Some(Gone::Ended) => return Target::Ended,
         Some(Gone::Routed(to)) => return Target::Routed(to),
@@ -113,38 +108,31 @@ pub(crate) fn new_object<'js>(
     object.prop("to", Property::from(info.to).enumerable())?;
     object.prop("destination", Property::from(info.destination).enumerable())?;
     object.prop("transport", Property::from(info.transport).enumerable())?;
-    let headers = Object::new(ctx.clone())?;
-    for (name, value) in header_map(&info.headers) {
-        headers.set(name, value)?;
-    }
+    let direction = if info.direction.is_empty() {
+        "inbound".to_string()
+    } else {
+        info.direction
+    };
+    object.prop("direction", Property::from(direction).enumerable())?;
+    let headers = headers::to_object(ctx, &info.headers)?;
     object.prop("headers", Property::from(headers).enumerable())?;
     Ok(object)
 }
 
-/// Headers by lower-case name; repeated headers joined with ", ".
-fn header_map(headers: &[(String, String)]) -> Vec<(String, String)> {
-    let mut map: Vec<(String, String)> = Vec::new();
-    for (name, value) in headers {
-        let name = name.to_ascii_lowercase();
-        match map.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, existing)) => {
-                existing.push_str(", ");
-                existing.push_str(value);
-            }
-            None => map.push((name, value.clone())),
-        }
-    }
-    map
-}
-
-fn method<'js, P, F>(ctx: &Ctx<'js>, proto: &Object<'js>, name: &str, f: F) -> rquickjs::Result<()>
+/// Adds a method to a prototype.
+pub(crate) fn method<'js, P, F>(
+    ctx: &Ctx<'js>,
+    proto: &Object<'js>,
+    name: &str,
+    f: F,
+) -> rquickjs::Result<()>
 where
     F: IntoJsFunc<'js, P> + 'js,
 {
     proto.set(name, Function::new(ctx.clone(), f)?.with_name(name)?)
 }
 
-type This_<'js> = This<Class<'js, JsCall>>;
+pub(crate) type This_<'js> = This<Class<'js, JsCall>>;
 
 fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     let proto = Object::new(ctx.clone())?;
@@ -161,9 +149,33 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
         })
         .configurable(),
     )?;
-    method(ctx, &proto, "answer", |ctx: Ctx<'js>, this: This_<'js>| {
-        answer(&ctx, &this.0.borrow())
+    method(
+        ctx,
+        &proto,
+        "answer",
+        |ctx: Ctx<'js>, this: This_<'js>, opts: Opt<Value<'js>>| {
+            answer(&ctx, &this.0.borrow(), opts.0)
+        },
+    )?;
+    method(ctx, &proto, "ring", |ctx: Ctx<'js>, this: This_<'js>| {
+        let call = this.0.borrow();
+        let control = call.control.clone();
+        simple(&ctx, &call, None, async move {
+            OpResult::Call(control.ring().await)
+        })
     })?;
+    method(
+        ctx,
+        &proto,
+        "earlyMedia",
+        |ctx: Ctx<'js>, this: This_<'js>| {
+            let call = this.0.borrow();
+            let control = call.control.clone();
+            simple(&ctx, &call, None, async move {
+                OpResult::Call(control.early_media().await)
+            })
+        },
+    )?;
     method(
         ctx,
         &proto,
@@ -172,29 +184,12 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
             reject(&ctx, &this.0.borrow(), code.0, reason.0)
         },
     )?;
-    method(ctx, &proto, "hangup", |ctx: Ctx<'js>, this: This_<'js>| {
-        hangup(&ctx, &this.0.borrow())
-    })?;
     method(
         ctx,
         &proto,
-        "say",
-        |ctx: Ctx<'js>, this: This_<'js>, text: Opt<Value<'js>>, opts: Opt<Value<'js>>| {
-            say(&ctx, &this.0.borrow(), text.0, opts.0)
-        },
-    )?;
-    method(
-        ctx,
-        &proto,
-        "stopMedia",
-        |ctx: Ctx<'js>, this: This_<'js>| stop_media(&ctx, &this.0.borrow()),
-    )?;
-    method(
-        ctx,
-        &proto,
-        "collectDigits",
+        "hangup",
         |ctx: Ctx<'js>, this: This_<'js>, opts: Opt<Value<'js>>| {
-            collect_digits(&ctx, &this.0.borrow(), opts.0)
+            hangup(&ctx, &this.0.borrow(), opts.0)
         },
     )?;
     method(
@@ -228,12 +223,15 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
         |this: This_<'js>, name: rquickjs::convert::Coerced<String>| -> Option<String> {
             let call = this.0.borrow();
             let name = name.0.to_ascii_lowercase();
-            header_map(&call.control.info().headers)
+            headers::by_lower_name(&call.control.info().headers)
                 .into_iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v)
         },
     )?;
+    super::call_media::install(ctx, &proto)?;
+    super::collect_args::install(ctx, &proto)?;
+    super::dial::install_call_methods(ctx, &proto)?;
     Ok(proto)
 }
 
@@ -257,8 +255,9 @@ fn released_error<'js>(ctx: &Ctx<'js>, call: &JsCall, to: &str) -> rquickjs::Res
     )
 }
 
-/// The promise a method returns for a call it cannot act on.
-fn not_live<'js>(
+/// The promise a method returns for a call it cannot act on: on an ended
+/// call, `when_ended` resolves it (if given), else it rejects `CALL_ENDED`.
+pub(crate) fn not_live<'js>(
     ctx: &Ctx<'js>,
     call: &JsCall,
     target: Target,
@@ -289,16 +288,35 @@ pub(crate) fn owned_slot<'js>(
     }
 }
 
-fn answer<'js>(ctx: &Ctx<'js>, call: &JsCall) -> rquickjs::Result<Promise<'js>> {
+/// Runs `operation` for a live call; an ended one resolves with `when_ended`
+/// (or rejects `CALL_ENDED`).
+pub(crate) fn simple<'js, F>(
+    ctx: &Ctx<'js>,
+    call: &JsCall,
+    when_ended: Option<Value<'js>>,
+    operation: F,
+) -> rquickjs::Result<Promise<'js>>
+where
+    F: std::future::Future<Output = OpResult> + Send + 'static,
+{
     let st = state(ctx)?;
     match target(&st, call) {
-        Target::Live(slot) => {
-            let control = call.control.clone();
-            let operation = async move { OpResult::Call(control.answer(Vec::new()).await) };
-            Ok(ops::start(ctx, &st, Some(slot), false, operation)?.0)
-        }
-        other => not_live(ctx, call, other, None),
+        Target::Live(slot) => Ok(ops::start(ctx, &st, Some(slot), false, operation)?.0),
+        other => not_live(ctx, call, other, when_ended),
     }
+}
+
+fn answer<'js>(
+    ctx: &Ctx<'js>,
+    call: &JsCall,
+    opts: Option<Value<'js>>,
+) -> rquickjs::Result<Promise<'js>> {
+    let options = Options::new(ctx, opts, "answer")?;
+    let headers = headers::parse(ctx, options.value("headers")?, "answer")?;
+    let control = call.control.clone();
+    simple(ctx, call, None, async move {
+        OpResult::Call(control.answer(headers).await)
+    })
 }
 
 fn reject<'js>(
@@ -316,200 +334,35 @@ fn reject<'js>(
     }
     let reason = match reason {
         Some(r) if !r.is_undefined() && !r.is_null() => {
-            Some(r.get::<rquickjs::convert::Coerced<String>>()?.0)
+            let reason = r.get::<rquickjs::convert::Coerced<String>>()?.0;
+            if reason.chars().any(char::is_control) || reason.len() > 128 {
+                return Err(Exception::throw_type(
+                    ctx,
+                    "reject: the reason phrase must be one short line",
+                ));
+            }
+            Some(reason)
         }
         _ => None,
     };
-    let st = state(ctx)?;
-    match target(&st, call) {
-        Target::Live(slot) => {
-            let control = call.control.clone();
-            let operation =
-                async move { OpResult::Call(control.reject(code as u16, reason).await) };
-            Ok(ops::start(ctx, &st, Some(slot), false, operation)?.0)
-        }
-        other => not_live(ctx, call, other, None),
-    }
-}
-
-fn hangup<'js>(ctx: &Ctx<'js>, call: &JsCall) -> rquickjs::Result<Promise<'js>> {
-    let st = state(ctx)?;
-    match target(&st, call) {
-        Target::Live(slot) => {
-            let control = call.control.clone();
-            let operation = async move { OpResult::Call(control.hangup(Vec::new()).await) };
-            Ok(ops::start(ctx, &st, Some(slot), false, operation)?.0)
-        }
-        other => not_live(ctx, call, other, Some(Value::new_undefined(ctx.clone()))),
-    }
-}
-
-/// The text to speak: a string (numbers are spoken too).
-pub(crate) fn text_arg<'js>(
-    ctx: &Ctx<'js>,
-    what: &str,
-    text: Option<Value<'js>>,
-) -> rquickjs::Result<String> {
-    match text {
-        Some(v) if v.is_string() || v.is_number() => {
-            Ok(v.get::<rquickjs::convert::Coerced<String>>()?.0)
-        }
-        _ => Err(Exception::throw_type(
-            ctx,
-            &format!("{what}: the text must be a string"),
-        )),
-    }
-}
-
-/// `{voice, language, rate}` (+ `bargeIn` when `barge_in_default` is given).
-pub(crate) fn say_options(
-    options: &Options<'_>,
-    barge_in_default: bool,
-) -> rquickjs::Result<SayOptions> {
-    let rate = options.number("rate")?;
-    if let Some(rate) = rate {
-        if !(0.1..=10.0).contains(&rate) {
-            return Err(options.type_error("rate", "a number from 0.1 to 10"));
-        }
-    }
-    Ok(SayOptions {
-        voice: options.string("voice")?,
-        language: options.string("language")?,
-        rate,
-        barge_in: options.bool("bargeIn")?.unwrap_or(barge_in_default),
+    let control = call.control.clone();
+    simple(ctx, call, None, async move {
+        OpResult::Call(control.reject(code as u16, reason).await)
     })
 }
 
-fn say<'js>(
-    ctx: &Ctx<'js>,
-    call: &JsCall,
-    text: Option<Value<'js>>,
-    opts: Option<Value<'js>>,
-) -> rquickjs::Result<Promise<'js>> {
-    let text = text_arg(ctx, "say", text)?;
-    let options = say_options(&Options::new(ctx, opts, "say")?, false)?;
-    let st = state(ctx)?;
-    match target(&st, call) {
-        Target::Live(slot) => {
-            let barge_in = options.barge_in;
-            let control = call.control.clone();
-            let operation = async move { OpResult::Media(control.say(&text, options).await) };
-            let (promise, op) = ops::start(ctx, &st, Some(slot), true, operation)?;
-            if barge_in {
-                if let Some(slot) = st.inner.borrow_mut().calls.get_mut(&slot) {
-                    slot.barge_in.push(op);
-                }
-            }
-            Ok(promise)
-        }
-        other => {
-            let hangup = ops::media_result(ctx, MediaOutcome::Hangup)?;
-            not_live(ctx, call, other, Some(hangup))
-        }
-    }
-}
-
-fn stop_media(ctx: &Ctx<'_>, call: &JsCall) -> rquickjs::Result<()> {
-    let st = state(ctx)?;
-    if let Target::Live(_) = target(&st, call) {
-        call.control.stop_media();
-    }
-    Ok(())
-}
-
-/// Parsed `collectDigits` options.
-pub(crate) struct CollectArgs {
-    pub spec: CollectSpec,
-    pub prompt: Option<(String, SayOptions)>,
-    pub barge_in: bool,
-}
-
-fn is_dtmf(c: char) -> bool {
-    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D')
-}
-
-fn collect_args<'js>(ctx: &Ctx<'js>, opts: Option<Value<'js>>) -> rquickjs::Result<CollectArgs> {
-    let options = Options::new(ctx, opts, "collectDigits")?;
-    let max = options
-        .integer("max", 1, DEFAULT_MAX_DIGITS)?
-        .unwrap_or(DEFAULT_MAX_DIGITS);
-    let min = options.integer("min", 0, DEFAULT_MAX_DIGITS)?.unwrap_or(1);
-    if min > max {
-        return Err(Exception::throw_range(
-            ctx,
-            &format!("collectDigits: min ({min}) is more than max ({max})"),
-        ));
-    }
-    let terminators: Vec<char> = match options.string("terminators")? {
-        None => vec!['#'],
-        Some(t) => t.chars().map(|c| c.to_ascii_uppercase()).collect(),
-    };
-    if let Some(bad) = terminators.iter().find(|c| !is_dtmf(**c)) {
-        return Err(options.type_error(
-            "terminators",
-            &format!("DTMF keys (0-9 * # A-D), not {bad:?}"),
-        ));
-    }
-    let first = options
-        .integer("firstDigitTimeoutMs", 0, MAX_TIMEOUT_MS)?
-        .unwrap_or(DEFAULT_FIRST_DIGIT_TIMEOUT_MS);
-    let inter = options
-        .integer("interDigitTimeoutMs", 0, MAX_TIMEOUT_MS)?
-        .unwrap_or(DEFAULT_INTER_DIGIT_TIMEOUT_MS);
-    let barge_in = options.bool("bargeIn")?.unwrap_or(true);
-    let prompt = match options.value("prompt")? {
-        None => None,
-        Some(v) if v.is_string() => {
-            let text = text_arg(ctx, "collectDigits: prompt", Some(v))?;
-            Some((
-                text,
-                SayOptions {
-                    barge_in,
-                    ..SayOptions::default()
-                },
-            ))
-        }
-        Some(v) if v.is_object() => {
-            let prompt = Options::new(ctx, Some(v), "collectDigits: prompt")?;
-            let text = text_arg(ctx, "collectDigits: prompt", prompt.value("text")?)?;
-            let mut say = say_options(&prompt, barge_in)?;
-            say.barge_in = barge_in;
-            Some((text, say))
-        }
-        Some(_) => {
-            return Err(options.type_error("prompt", "a string or {text, voice, language, rate}"))
-        }
-    };
-    Ok(CollectArgs {
-        spec: CollectSpec {
-            min: min as usize,
-            max: max as usize,
-            terminators,
-            first_digit_timeout: Duration::from_millis(first),
-            inter_digit_timeout: Duration::from_millis(inter),
-        },
-        prompt: prompt.filter(|(text, _)| !text.is_empty()),
-        barge_in,
-    })
-}
-
-fn collect_digits<'js>(
+fn hangup<'js>(
     ctx: &Ctx<'js>,
     call: &JsCall,
     opts: Option<Value<'js>>,
 ) -> rquickjs::Result<Promise<'js>> {
-    let args = collect_args(ctx, opts)?;
-    let st = state(ctx)?;
-    match target(&st, call) {
-        Target::Live(slot) => calls::start_collect(ctx, &st, slot, args),
-        other => {
-            let hangup = object(
-                ctx,
-                &[("digits", js(ctx, "")?), ("reason", js(ctx, "hangup")?)],
-            )?;
-            not_live(ctx, call, other, Some(hangup.into_value()))
-        }
-    }
+    let options = Options::new(ctx, opts, "hangup")?;
+    let headers = headers::parse(ctx, options.value("headers")?, "hangup")?;
+    let control = call.control.clone();
+    let undefined = Value::new_undefined(ctx.clone());
+    simple(ctx, call, Some(undefined), async move {
+        OpResult::Call(control.hangup(headers).await)
+    })
 }
 
 fn route_to<'js>(
@@ -597,23 +450,13 @@ pub(crate) fn event_name<'js>(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn headers_are_lowercased_and_joined() {
-        let headers = vec![
-            ("X-Room".to_string(), "42".to_string()),
-            ("Via".to_string(), "a".to_string()),
-            ("via".to_string(), "b".to_string()),
-        ];
-        assert_eq!(
-            header_map(&headers),
-            vec![
-                ("x-room".to_string(), "42".to_string()),
-                ("via".to_string(), "a, b".to_string())
-            ]
-        );
-    }
+/// A call object argument (`bridge(other)`, `conf.add(call)`).
+pub(crate) fn call_arg<'js>(
+    ctx: &Ctx<'js>,
+    value: Option<&Value<'js>>,
+    what: &str,
+) -> rquickjs::Result<Class<'js, JsCall>> {
+    value
+        .and_then(|c| Class::<JsCall>::from_value(c).ok())
+        .ok_or_else(|| Exception::throw_type(ctx, &format!("{what}: expected a call object")))
 }

@@ -1,20 +1,27 @@
 //! The `conf` object of a conference instance.
 
+use std::sync::Arc;
+
 use rquickjs::class::{JsClass, Readable, Trace, Tracer};
 use rquickjs::function::{Opt, This};
 use rquickjs::object::{Accessor, Property};
-use rquickjs::Constructor;
-use rquickjs::{Class, Ctx, Exception, Function, JsLifetime, Object, Persistent, Promise, Value};
+use rquickjs::{
+    Array, Class, Constructor, Ctx, Exception, JsLifetime, Object, Persistent, Promise, Value,
+};
 
-use super::call::{event_name, owned_slot, say_options, text_arg, JsCall};
+use super::call::{call_arg, event_name, method, owned_slot};
+use super::call_media::{play_options, record_options, say_options, source_arg, text_arg};
 use super::convert::Options;
-use super::state;
-use crate::host::{ConferenceControl, ParticipantOptions};
+use super::{participant, state};
+use crate::host::{ConferenceControl, ConferenceOptions, ParticipantOptions};
 use crate::ops;
-use crate::state::{JsState, OpResult};
+use crate::state::{JsState, OpResult, RecordingOwner, Then};
 
 /// Events a conference emits (`conf.on(event, fn)`).
-pub(crate) const CONFERENCE_EVENTS: [&str; 3] = ["join", "leave", "empty"];
+pub(crate) const CONFERENCE_EVENTS: [&str; 5] = ["join", "leave", "talking", "silent", "empty"];
+
+/// Largest `maxParticipants`.
+const MAX_PARTICIPANTS: u64 = 100_000;
 
 pub(crate) struct JsConference;
 
@@ -52,10 +59,7 @@ pub(crate) fn new_object<'js>(
     Ok(object)
 }
 
-fn conference<'js>(
-    ctx: &Ctx<'js>,
-    st: &JsState,
-) -> rquickjs::Result<std::sync::Arc<dyn ConferenceControl>> {
+fn conference<'js>(ctx: &Ctx<'js>, st: &JsState) -> rquickjs::Result<Arc<dyn ConferenceControl>> {
     st.env
         .conference
         .clone()
@@ -78,33 +82,106 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
     )?;
     proto.prop(
         "participants",
-        Accessor::from(
-            |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<Vec<String>> {
-                let st = state(&ctx)?;
-                Ok(conference(&ctx, &st)?.participants())
+        Accessor::from(|ctx: Ctx<'js>, _this: This_<'js>| participants(&ctx)).configurable(),
+    )?;
+    proto.prop(
+        "maxParticipants",
+        Accessor::new(
+            |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<Value<'js>> {
+                let max = state(&ctx)?.inner.borrow().conf.options.max_participants;
+                or_null(&ctx, max)
+            },
+            |ctx: Ctx<'js>, _this: This_<'js>, value: Value<'js>| -> rquickjs::Result<()> {
+                let max = max_participants(&ctx, Some(value))?;
+                update_options(&ctx, |o| o.max_participants = max)
             },
         )
         .configurable(),
     )?;
-    let add = Function::new(
-        ctx.clone(),
+    proto.prop(
+        "waitMusic",
+        Accessor::new(
+            |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<Value<'js>> {
+                let music = state(&ctx)?.inner.borrow().conf.options.wait_music.clone();
+                or_null(&ctx, music)
+            },
+            |ctx: Ctx<'js>, _this: This_<'js>, value: Value<'js>| -> rquickjs::Result<()> {
+                let music = wait_music(&ctx, Some(value))?;
+                update_options(&ctx, |o| o.wait_music = music)
+            },
+        )
+        .configurable(),
+    )?;
+    method(
+        ctx,
+        &proto,
+        "configure",
+        |ctx: Ctx<'js>, _this: This_<'js>, opts: Opt<Value<'js>>| configure(&ctx, opts.0),
+    )?;
+    method(
+        ctx,
+        &proto,
+        "participant",
+        |ctx: Ctx<'js>, _this: This_<'js>, id: Opt<Value<'js>>| -> rquickjs::Result<Value<'js>> {
+            let st = state(&ctx)?;
+            let id =
+                id.0.and_then(|v| v.as_string().and_then(|s| s.to_string().ok()));
+            match id {
+                Some(id) if conference(&ctx, &st)?.participant(&id).is_some() => {
+                    Ok(participant::object_for(&ctx, &st, &id)?.into_value())
+                }
+                _ => Ok(Value::new_undefined(ctx.clone())),
+            }
+        },
+    )?;
+    method(
+        ctx,
+        &proto,
+        "add",
         |ctx: Ctx<'js>, _this: This_<'js>, call: Opt<Value<'js>>, opts: Opt<Value<'js>>| {
             add(&ctx, call.0, opts.0)
         },
     )?;
-    proto.set("add", add.with_name("add")?)?;
-    let say = Function::new(
-        ctx.clone(),
+    method(
+        ctx,
+        &proto,
+        "say",
         |ctx: Ctx<'js>, _this: This_<'js>, text: Opt<Value<'js>>, opts: Opt<Value<'js>>| {
             say(&ctx, text.0, opts.0)
         },
     )?;
-    proto.set("say", say.with_name("say")?)?;
-    let end = Function::new(ctx.clone(), |ctx: Ctx<'js>, _this: This_<'js>| end(&ctx))?;
-    proto.set("end", end.with_name("end")?)?;
+    method(
+        ctx,
+        &proto,
+        "play",
+        |ctx: Ctx<'js>, _this: This_<'js>, source: Opt<Value<'js>>, opts: Opt<Value<'js>>| {
+            play(&ctx, source.0, opts.0)
+        },
+    )?;
+    method(
+        ctx,
+        &proto,
+        "stopMedia",
+        |ctx: Ctx<'js>, _this: This_<'js>| -> rquickjs::Result<()> {
+            let st = state(&ctx)?;
+            conference(&ctx, &st)?.stop_media();
+            Ok(())
+        },
+    )?;
+    method(
+        ctx,
+        &proto,
+        "record",
+        |ctx: Ctx<'js>, _this: This_<'js>, opts: Opt<Value<'js>>| record(&ctx, opts.0),
+    )?;
+    method(ctx, &proto, "end", |ctx: Ctx<'js>, _this: This_<'js>| {
+        end(&ctx)
+    })?;
     for (name, add) in [("on", true), ("off", false)] {
-        let listen = Function::new(
-            ctx.clone(),
+        method(
+            ctx,
+            &proto,
+            name,
             move |ctx: Ctx<'js>,
                   this: This_<'js>,
                   event: Opt<Value<'js>>,
@@ -112,9 +189,94 @@ fn prototype<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Object<'js>> {
                 listen(&ctx, this.0, event.0, listener.0, add)
             },
         )?;
-        proto.set(name, listen.with_name(name)?)?;
     }
     Ok(proto)
+}
+
+/// An option's value, `null` when unset.
+fn or_null<'js, T: rquickjs::IntoJs<'js>>(
+    ctx: &Ctx<'js>,
+    value: Option<T>,
+) -> rquickjs::Result<Value<'js>> {
+    match value {
+        Some(value) => value.into_js(ctx),
+        None => Ok(Value::new_null(ctx.clone())),
+    }
+}
+
+fn participants<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Array<'js>> {
+    let st = state(ctx)?;
+    let ids = conference(ctx, &st)?.participants();
+    let array = Array::new(ctx.clone())?;
+    for (index, id) in ids.iter().enumerate() {
+        array.set(index, participant::object_for(ctx, &st, id)?)?;
+    }
+    Ok(array)
+}
+
+fn max_participants<'js>(
+    ctx: &Ctx<'js>,
+    value: Option<Value<'js>>,
+) -> rquickjs::Result<Option<usize>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_undefined() || v.is_null() => Ok(None),
+        Some(v) => match v.as_number() {
+            Some(n) if n.fract() == 0.0 && n >= 1.0 && n <= MAX_PARTICIPANTS as f64 => {
+                Ok(Some(n as usize))
+            }
+            _ => Err(Exception::throw_type(
+                ctx,
+                &format!(
+                    "maxParticipants must be a whole number from 1 to {MAX_PARTICIPANTS}, or null"
+                ),
+            )),
+        },
+    }
+}
+
+fn wait_music<'js>(ctx: &Ctx<'js>, value: Option<Value<'js>>) -> rquickjs::Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_undefined() || v.is_null() => Ok(None),
+        Some(v) => Ok(Some(source_arg(ctx, "waitMusic", Some(v))?)),
+    }
+}
+
+/// Changes the room-wide options and hands all of them to the conference.
+fn update_options<'js>(
+    ctx: &Ctx<'js>,
+    change: impl FnOnce(&mut ConferenceOptions),
+) -> rquickjs::Result<()> {
+    let st = state(ctx)?;
+    let conference = conference(ctx, &st)?;
+    let mut options = st.inner.borrow().conf.options.clone();
+    change(&mut options);
+    conference
+        .configure(options.clone())
+        .map_err(|e| Exception::throw_type(ctx, &format!("conference options: {e}")))?;
+    st.inner.borrow_mut().conf.options = options;
+    Ok(())
+}
+
+fn configure<'js>(ctx: &Ctx<'js>, opts: Option<Value<'js>>) -> rquickjs::Result<()> {
+    let options = Options::new(ctx, opts, "conf.configure")?;
+    let max = match options.value("maxParticipants")? {
+        Some(v) => Some(max_participants(ctx, Some(v))?),
+        None => None,
+    };
+    let music = match options.value("waitMusic")? {
+        Some(v) => Some(wait_music(ctx, Some(v))?),
+        None => None,
+    };
+    update_options(ctx, |o| {
+        if let Some(max) = max {
+            o.max_participants = max;
+        }
+        if let Some(music) = music {
+            o.wait_music = music;
+        }
+    })
 }
 
 fn add<'js>(
@@ -122,15 +284,7 @@ fn add<'js>(
     call: Option<Value<'js>>,
     opts: Option<Value<'js>>,
 ) -> rquickjs::Result<Promise<'js>> {
-    let Some(call) = call
-        .as_ref()
-        .and_then(|c| Class::<JsCall>::from_value(c).ok())
-    else {
-        return Err(Exception::throw_type(
-            ctx,
-            "conf.add: expected a call object",
-        ));
-    };
+    let call = call_arg(ctx, call.as_ref(), "conf.add")?;
     let options = Options::new(ctx, opts, "conf.add")?;
     let participant = ParticipantOptions {
         muted: options.bool("muted")?.unwrap_or(false),
@@ -145,8 +299,10 @@ fn add<'js>(
         Err(rejected) => return Ok(rejected),
     };
     let control = call.control.clone();
+    let call_id = control.info().id.clone();
     let operation = async move { OpResult::Conference(conference.add(control, participant).await) };
-    Ok(ops::start(ctx, &st, Some(slot), false, operation)?.0)
+    let then = Then::Participant { call_id };
+    Ok(ops::start_then(ctx, &st, Some(slot), false, then, operation)?.0)
 }
 
 fn say<'js>(
@@ -160,6 +316,29 @@ fn say<'js>(
     let conference = conference(ctx, &st)?;
     let operation = async move { OpResult::ConferenceMedia(conference.say(&text, options).await) };
     Ok(ops::start(ctx, &st, None, false, operation)?.0)
+}
+
+fn play<'js>(
+    ctx: &Ctx<'js>,
+    source: Option<Value<'js>>,
+    opts: Option<Value<'js>>,
+) -> rquickjs::Result<Promise<'js>> {
+    let source = source_arg(ctx, "conf.play", source)?;
+    let options = play_options(&Options::new(ctx, opts, "conf.play")?)?;
+    let st = state(ctx)?;
+    let conference = conference(ctx, &st)?;
+    let operation =
+        async move { OpResult::ConferenceMedia(conference.play(&source, options).await) };
+    Ok(ops::start(ctx, &st, None, false, operation)?.0)
+}
+
+fn record<'js>(ctx: &Ctx<'js>, opts: Option<Value<'js>>) -> rquickjs::Result<Promise<'js>> {
+    let options = record_options(&Options::new(ctx, opts, "conf.record")?)?;
+    let st = state(ctx)?;
+    let conference = conference(ctx, &st)?;
+    let operation = async move { OpResult::ConferenceRecording(conference.record(options).await) };
+    let then = Then::Recording(RecordingOwner::Conference);
+    Ok(ops::start_then(ctx, &st, None, false, then, operation)?.0)
 }
 
 fn end<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<Promise<'js>> {

@@ -3,7 +3,7 @@
 
 use rquickjs::{Ctx, Exception, Object, Value};
 
-use crate::host::{CallError, ConferenceError, RouteError};
+use crate::host::{CallError, ConferenceError, DialError, FetchError, RouteError};
 
 /// The call has ended.
 pub(crate) const CALL_ENDED: &str = "CALL_ENDED";
@@ -15,11 +15,16 @@ pub(crate) const TTS_ERROR: &str = "TTS_ERROR";
 pub(crate) const CALL_ERROR: &str = "CALL_ERROR";
 pub(crate) const NO_ROUTE: &str = "NO_ROUTE";
 pub(crate) const ROUTE_FAILED: &str = "ROUTE_FAILED";
-pub(crate) const CONFERENCE_FULL: &str = "CONFERENCE_FULL";
+pub(crate) const CONFERENCE_FULL: &str = "FULL";
 pub(crate) const CONFERENCE_ENDED: &str = "CONFERENCE_ENDED";
 pub(crate) const NO_SUCH_CALL: &str = "NO_SUCH_CALL";
 pub(crate) const CONFERENCE_ERROR: &str = "CONFERENCE_ERROR";
 pub(crate) const BUSY: &str = "BUSY";
+pub(crate) const FETCH_NOT_ALLOWED: &str = "NOT_ALLOWED";
+pub(crate) const FETCH_INVALID: &str = "INVALID_REQUEST";
+pub(crate) const FETCH_TIMEOUT: &str = "TIMEOUT";
+pub(crate) const FETCH_TOO_LARGE: &str = "TOO_LARGE";
+pub(crate) const FETCH_NETWORK: &str = "NETWORK_ERROR";
 
 /// Longest description of a thrown value that goes to the log.
 const MAX_DESCRIPTION: usize = 4096;
@@ -68,6 +73,28 @@ pub(crate) fn route_error<'js>(ctx: &Ctx<'js>, error: &RouteError) -> rquickjs::
         RouteError::Other(_) => ROUTE_FAILED,
     };
     api_error(ctx, "RouteError", code, &error.to_string())
+}
+
+/// A failed `dial`: a `DialError` whose `code` is the SIP status (a number;
+/// 0 when no response came) and `reason` the phrase.
+pub(crate) fn dial_error<'js>(ctx: &Ctx<'js>, error: &DialError) -> rquickjs::Result<Value<'js>> {
+    let exception = Exception::from_message(ctx.clone(), &error.to_string())?;
+    let object = exception.as_object();
+    object.set("name", "DialError")?;
+    object.set("code", error.code)?;
+    object.set("reason", error.reason.as_str())?;
+    Ok(exception.into_value())
+}
+
+pub(crate) fn fetch_error<'js>(ctx: &Ctx<'js>, error: &FetchError) -> rquickjs::Result<Value<'js>> {
+    let code = match error {
+        FetchError::NotAllowed(_) => FETCH_NOT_ALLOWED,
+        FetchError::Invalid(_) => FETCH_INVALID,
+        FetchError::Timeout => FETCH_TIMEOUT,
+        FetchError::TooLarge(_) => FETCH_TOO_LARGE,
+        FetchError::Network(_) => FETCH_NETWORK,
+    };
+    api_error(ctx, "FetchError", code, &error.to_string())
 }
 
 /// The `code` of an error object, if it has a string one.

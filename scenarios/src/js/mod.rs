@@ -1,12 +1,20 @@
-//! What JavaScript sees: the `call` and `conf` objects, `console`, timers,
-//! and the helpers they share. Natives parse their arguments first (which may
-//! run scenario code: getters, `toString`), then touch the instance state.
+//! What JavaScript sees: the `call` and `conf` objects (with participants
+//! and recordings), `console`, timers, `fetch`, and the helpers they share.
+//! Natives parse their arguments first (which may run scenario code:
+//! getters, `toString`), then touch the instance state.
 
 pub(crate) mod call;
+mod call_media;
+mod collect_args;
 pub(crate) mod conference;
 mod console;
 pub(crate) mod convert;
+pub(crate) mod dial;
 pub(crate) mod errors;
+pub(crate) mod fetch;
+mod headers;
+pub(crate) mod participant;
+pub(crate) mod recording;
 mod timers;
 
 use rquickjs::runtime::UserDataGuard;
@@ -18,6 +26,7 @@ use crate::state::{JsState, Settled, Watched};
 pub(crate) fn install_globals<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     console::install(ctx)?;
     timers::install(ctx)?;
+    fetch::install(ctx)?;
     Ok(())
 }
 

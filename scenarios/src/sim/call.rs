@@ -1,32 +1,42 @@
-//! A simulated call: scripted key presses and hangup, speech that takes time
-//! in proportion to its length, and a timeline of what happened.
+//! A simulated call: scripted key presses, talking and hangup, media that
+//! takes time (speech in proportion to its length), and a timeline of what
+//! happened.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Duration, Instant};
 
+use super::media::{play_out, MediaClock, Playing, Signals};
 use super::timeline::{HangupSide, SimEntry, SimEvent};
 use crate::host::{
-    CallControl, CallError, CallEvent, CallInfo, CallState, MediaOutcome, SayOptions,
+    CallControl, CallError, CallEvent, CallInfo, CallState, MediaOutcome, PlayOptions,
+    RecordOptions, RecordingInfo, SayOptions,
 };
 
 /// Default time a caller takes between two keys of a scripted sequence.
 const DEFAULT_KEY_GAP: Duration = Duration::from_millis(250);
-/// Default speaking time per character (about 15 characters a second).
-const DEFAULT_SPEECH_PER_CHAR: Duration = Duration::from_millis(65);
+/// Keys typed in answer to a prompt start this long after it starts, and
+/// come this far apart.
+pub const PROMPT_KEY_GAP: Duration = Duration::from_millis(300);
+/// Time to send one DTMF digit (tone plus pause).
+const DIGIT_TIME: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Clone)]
 enum Step {
     Key(char),
     Hangup,
+    Talk(bool),
 }
 
 /// Builds a [`SimCall`]; see [`SimCall::builder`].
+#[derive(Clone)]
 pub struct SimCallBuilder {
     info: CallInfo,
     script: Vec<(Duration, Step)>,
-    speech_per_char: Duration,
+    on_prompt: Vec<String>,
+    clock: MediaClock,
     state: CallState,
 }
 
@@ -53,6 +63,12 @@ impl SimCallBuilder {
         self
     }
 
+    /// `inbound` (default) or `outbound`.
+    pub fn direction(mut self, direction: &str) -> Self {
+        self.info.direction = direction.to_string();
+        self
+    }
+
     /// The caller types `keys` starting `at` (since the call was built), one
     /// key every 250 ms.
     pub fn dtmf(self, at: Duration, keys: &str) -> Self {
@@ -69,15 +85,44 @@ impl SimCallBuilder {
         self
     }
 
+    /// The caller answers the next prompt with `keys`: once a `say` or
+    /// `play` has started (after the keys of earlier calls to this method
+    /// were typed) and then nothing has played for 300 ms (the caller heard
+    /// the prompts through), the keys come, 300 ms apart.
+    pub fn dtmf_on_prompt(mut self, keys: &str) -> Self {
+        self.on_prompt.push(keys.to_string());
+        self
+    }
+
     /// The caller hangs up `at` (since the call was built).
     pub fn hangup_at(mut self, at: Duration) -> Self {
         self.script.push((at, Step::Hangup));
         self
     }
 
+    /// The caller talks from `at` for `length` (a conference sees it as
+    /// `talking`, then `silent`).
+    pub fn talk(mut self, at: Duration, length: Duration) -> Self {
+        self.script.push((at, Step::Talk(true)));
+        self.script.push((at + length, Step::Talk(false)));
+        self
+    }
+
     /// How long speech takes per character of text.
     pub fn speech_per_char(mut self, per_char: Duration) -> Self {
-        self.speech_per_char = per_char;
+        self.clock.speech_per_char = per_char;
+        self
+    }
+
+    /// How long playing `source` (a file or URL) takes; tones take what
+    /// their spec says, other sources 3 s.
+    pub fn media_length(mut self, source: &str, length: Duration) -> Self {
+        Arc::make_mut(&mut self.clock.lengths).insert(source.to_string(), length);
+        self
+    }
+
+    pub(crate) fn media_lengths(mut self, lengths: &HashMap<String, Duration>) -> Self {
+        Arc::make_mut(&mut self.clock.lengths).extend(lengths.iter().map(|(k, v)| (k.clone(), *v)));
         self
     }
 
@@ -87,6 +132,11 @@ impl SimCallBuilder {
         self
     }
 
+    /// The id the call will have.
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
     /// Creates the call and starts its script (needs a tokio runtime).
     pub fn build(self) -> Arc<SimCall> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -94,9 +144,14 @@ impl SimCallBuilder {
         let call = Arc::new(SimCall {
             info: self.info,
             start: Instant::now(),
-            speech_per_char: self.speech_per_char,
+            clock: self.clock,
             inner: Mutex::new(Inner {
                 state: self.state,
+                early_media: false,
+                talking: false,
+                bridged: None,
+                recordings: HashMap::new(),
+                next_recording: 1,
                 timeline: Vec::new(),
             }),
             events_tx,
@@ -107,6 +162,9 @@ impl SimCallBuilder {
             let mut script = self.script;
             script.sort_by_key(|(at, _)| *at);
             tokio::spawn(run_script(call.clone(), script));
+        }
+        if !self.on_prompt.is_empty() {
+            tokio::spawn(answer_prompts(call.clone(), self.on_prompt));
         }
         call
     }
@@ -121,20 +179,60 @@ async fn run_script(call: Arc<SimCall>, script: Vec<(Duration, Step)>) {
         match step {
             Step::Key(key) => call.press(&key.to_string()),
             Step::Hangup => call.remote_hangup(),
+            Step::Talk(talking) => call.lock().talking = talking,
         }
     }
 }
 
-/// Changes media waits for.
-#[derive(Debug, Clone, Copy, Default)]
-struct Signals {
-    stops: u64,
-    keys: u64,
-    ended: bool,
+/// Types each sequence in answer to the next prompt, once it has played
+/// (nothing played for 300 ms).
+async fn answer_prompts(call: Arc<SimCall>, sequences: Vec<String>) {
+    let mut signals = call.signals.subscribe();
+    let mut seen = signals.borrow_and_update().media_starts;
+    for keys in sequences {
+        if signals
+            .wait_for(|s| s.ended || s.media_starts > seen)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            match signals.wait_for(|s| s.ended || s.media_playing == 0).await {
+                Ok(s) if s.ended => return,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+            tokio::time::sleep(PROMPT_KEY_GAP).await;
+            if signals.borrow().media_playing == 0 {
+                break;
+            }
+        }
+        for (index, key) in keys.chars().enumerate() {
+            if index > 0 {
+                tokio::time::sleep(PROMPT_KEY_GAP).await;
+            }
+            if call.state() == CallState::Ended {
+                return;
+            }
+            call.press(&key.to_string());
+        }
+        seen = signals.borrow_and_update().media_starts;
+    }
+}
+
+struct Recording {
+    started: Instant,
+    location: String,
 }
 
 struct Inner {
     state: CallState,
+    early_media: bool,
+    talking: bool,
+    bridged: Option<String>,
+    recordings: HashMap<String, Recording>,
+    next_recording: u32,
     timeline: Vec<SimEntry>,
 }
 
@@ -142,7 +240,7 @@ struct Inner {
 pub struct SimCall {
     info: CallInfo,
     start: Instant,
-    speech_per_char: Duration,
+    clock: MediaClock,
     inner: Mutex<Inner>,
     events_tx: mpsc::UnboundedSender<CallEvent>,
     events_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<CallEvent>>,
@@ -164,7 +262,8 @@ impl SimCall {
                 direction: "inbound".to_string(),
             },
             script: Vec::new(),
-            speech_per_char: DEFAULT_SPEECH_PER_CHAR,
+            on_prompt: Vec::new(),
+            clock: MediaClock::default(),
             state: CallState::Incoming,
         }
     }
@@ -190,15 +289,32 @@ impl SimCall {
         self.lock().timeline.clone()
     }
 
+    /// When the call was built.
+    pub fn started_at(&self) -> Instant {
+        self.start
+    }
+
     /// The texts spoken to the caller, in order.
     pub fn said(&self) -> Vec<String> {
+        self.events(|e| match e {
+            SimEvent::Said { text } => Some(text.clone()),
+            _ => None,
+        })
+    }
+
+    /// The sources played to the caller, in order.
+    pub fn played(&self) -> Vec<String> {
+        self.events(|e| match e {
+            SimEvent::Played { source, .. } => Some(source.clone()),
+            _ => None,
+        })
+    }
+
+    fn events<T>(&self, pick: impl Fn(&SimEvent) -> Option<T>) -> Vec<T> {
         self.lock()
             .timeline
             .iter()
-            .filter_map(|e| match &e.event {
-                SimEvent::Said { text } => Some(text.clone()),
-                _ => None,
-            })
+            .filter_map(|e| pick(&e.event))
             .collect()
     }
 
@@ -207,9 +323,20 @@ impl SimCall {
         self.lock().timeline.iter().any(|e| predicate(&e.event))
     }
 
+    /// The To URI (for a dialed call: what was dialed).
+    pub fn to_uri(&self) -> &str {
+        &self.info.to
+    }
+
     /// Time since the call was built.
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Whether the caller is talking now (scripted with `talk`).
+    pub fn is_talking(&self) -> bool {
+        let inner = self.lock();
+        inner.talking && inner.state != CallState::Ended
     }
 
     /// The caller presses keys now.
@@ -251,6 +378,21 @@ impl SimCall {
         }
         inner.state = CallState::Ended;
         Self::record(&mut inner, self.start, event);
+        // Recordings end with the call.
+        let recordings: Vec<(String, Recording)> = inner.recordings.drain().collect();
+        for (id, recording) in recordings {
+            let duration_ms = recording.started.elapsed().as_millis() as u64;
+            Self::record(
+                &mut inner,
+                self.start,
+                SimEvent::RecordingStopped {
+                    id,
+                    location: recording.location,
+                    duration_ms,
+                },
+            );
+        }
+        inner.bridged = None;
         // Queued before `ended` is visible: next_event relies on that order.
         let _ = self.events_tx.send(CallEvent::Hangup {
             reason: reason.to_string(),
@@ -259,46 +401,59 @@ impl SimCall {
         true
     }
 
-    fn speech_time(&self, text: &str) -> Duration {
-        self.speech_per_char * text.chars().count() as u32
+    /// Checks that media may flow (answered, or early media) and notes `event`.
+    fn start_media(&self, event: SimEvent) -> Result<(), CallError> {
+        let mut inner = self.lock();
+        match inner.state {
+            CallState::Answered => {}
+            CallState::Ended => return Err(CallError::Ended),
+            _ if inner.early_media => {}
+            other => {
+                return Err(CallError::InvalidState(format!(
+                    "cannot play media on a call that is {} (answer it, or use earlyMedia)",
+                    other.as_str()
+                )))
+            }
+        }
+        Self::record(&mut inner, self.start, event);
+        Ok(())
+    }
+
+    async fn media(
+        &self,
+        event: SimEvent,
+        what: &str,
+        length: Option<Duration>,
+        barge_in: bool,
+    ) -> Result<MediaOutcome, CallError> {
+        let mut signals = self.signals.subscribe();
+        let before = *signals.borrow_and_update();
+        self.start_media(event)?;
+        let playing = Playing::start(&self.signals);
+        let outcome = play_out(&mut signals, before, length, barge_in).await;
+        drop(playing);
+        if outcome == MediaOutcome::Interrupted {
+            self.note(SimEvent::Interrupted {
+                text: what.to_string(),
+            });
+        }
+        Ok(outcome)
+    }
+
+    fn answered_or(&self, what: &str) -> Result<(), CallError> {
+        match self.state() {
+            CallState::Answered => Ok(()),
+            CallState::Ended => Err(CallError::Ended),
+            other => Err(CallError::InvalidState(format!(
+                "cannot {what} a call that is {}",
+                other.as_str()
+            ))),
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl CallControl for SimCall {
-    // TEMPORARY on the engine3 branch (replaced by the scenarios3 branch).
-    async fn ring(&self) -> Result<(), CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-    async fn early_media(&self) -> Result<(), CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-    async fn play(
-        &self,
-        _s: &str,
-        _o: crate::host::PlayOptions,
-    ) -> Result<MediaOutcome, CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-    async fn send_digits(&self, _d: &str) -> Result<(), CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-    async fn record(
-        &self,
-        _o: crate::host::RecordOptions,
-    ) -> Result<crate::host::RecordingInfo, CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-    async fn stop_recording(&self, _id: &str) -> Result<crate::host::RecordingInfo, CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-    async fn bridge(&self, _o: std::sync::Arc<dyn CallControl>) -> Result<(), CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-    async fn unbridge(&self) -> Result<(), CallError> {
-        Err(CallError::Other("sim".into()))
-    }
-
     fn info(&self) -> &CallInfo {
         &self.info
     }
@@ -307,7 +462,7 @@ impl CallControl for SimCall {
         self.lock().state
     }
 
-    async fn answer(&self, _headers: Vec<(String, String)>) -> Result<(), CallError> {
+    async fn answer(&self, headers: Vec<(String, String)>) -> Result<(), CallError> {
         let mut inner = self.lock();
         match inner.state {
             CallState::Ended => Err(CallError::Ended),
@@ -315,6 +470,42 @@ impl CallControl for SimCall {
             CallState::Incoming | CallState::Ringing => {
                 inner.state = CallState::Answered;
                 Self::record(&mut inner, self.start, SimEvent::Answered);
+                if !headers.is_empty() {
+                    Self::record(&mut inner, self.start, SimEvent::SentHeaders { headers });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn ring(&self) -> Result<(), CallError> {
+        let mut inner = self.lock();
+        match inner.state {
+            CallState::Ended => Err(CallError::Ended),
+            CallState::Answered => Err(CallError::InvalidState(
+                "cannot ring an answered call".into(),
+            )),
+            CallState::Incoming | CallState::Ringing => {
+                inner.state = CallState::Ringing;
+                Self::record(&mut inner, self.start, SimEvent::Ringing);
+                Ok(())
+            }
+        }
+    }
+
+    async fn early_media(&self) -> Result<(), CallError> {
+        let mut inner = self.lock();
+        match inner.state {
+            CallState::Ended => Err(CallError::Ended),
+            CallState::Answered => Err(CallError::InvalidState(
+                "the call is already answered".into(),
+            )),
+            CallState::Incoming | CallState::Ringing => {
+                if !inner.early_media {
+                    inner.early_media = true;
+                    inner.state = CallState::Ringing;
+                    Self::record(&mut inner, self.start, SimEvent::EarlyMedia);
+                }
                 Ok(())
             }
         }
@@ -333,7 +524,10 @@ impl CallControl for SimCall {
         }
     }
 
-    async fn hangup(&self, _headers: Vec<(String, String)>) -> Result<(), CallError> {
+    async fn hangup(&self, headers: Vec<(String, String)>) -> Result<(), CallError> {
+        if !headers.is_empty() && self.state() != CallState::Ended {
+            self.note(SimEvent::SentHeaders { headers });
+        }
         self.end(
             SimEvent::HungUp {
                 by: HangupSide::Local,
@@ -344,57 +538,111 @@ impl CallControl for SimCall {
     }
 
     async fn say(&self, text: &str, opts: SayOptions) -> Result<MediaOutcome, CallError> {
-        let mut signals = self.signals.subscribe();
-        let before = *signals.borrow_and_update();
-        {
-            let mut inner = self.lock();
-            match inner.state {
-                CallState::Answered => {}
-                CallState::Ended => return Err(CallError::Ended),
-                other => {
-                    return Err(CallError::InvalidState(format!(
-                        "cannot speak on a call that is {}",
-                        other.as_str()
-                    )))
-                }
-            }
-            Self::record(
-                &mut inner,
-                self.start,
-                SimEvent::Said {
-                    text: text.to_string(),
-                },
-            );
-        }
-        let done = tokio::time::sleep(self.speech_time(text));
-        tokio::pin!(done);
-        let outcome = loop {
-            tokio::select! {
-                _ = &mut done => break MediaOutcome::Finished,
-                changed = signals.changed() => {
-                    if changed.is_err() {
-                        break MediaOutcome::Hangup;
-                    }
-                    let now = *signals.borrow_and_update();
-                    if now.ended {
-                        break MediaOutcome::Hangup;
-                    }
-                    if now.stops != before.stops || (opts.barge_in && now.keys != before.keys) {
-                        break MediaOutcome::Interrupted;
-                    }
-                }
-            }
+        let event = SimEvent::Said {
+            text: text.to_string(),
         };
-        if outcome == MediaOutcome::Interrupted {
-            self.note(SimEvent::Interrupted {
-                text: text.to_string(),
-            });
-        }
-        Ok(outcome)
+        let length = self.clock.speech(text);
+        self.media(event, text, Some(length), opts.barge_in).await
+    }
+
+    async fn play(&self, source: &str, opts: PlayOptions) -> Result<MediaOutcome, CallError> {
+        let event = SimEvent::Played {
+            source: source.to_string(),
+            looped: opts.looped,
+        };
+        let length = (!opts.looped).then(|| self.clock.play(source));
+        self.media(event, source, length, opts.barge_in).await
     }
 
     fn stop_media(&self) {
         self.signals.send_modify(|s| s.stops += 1);
+    }
+
+    async fn send_digits(&self, digits: &str) -> Result<(), CallError> {
+        self.answered_or("send digits on")?;
+        self.note(SimEvent::SentDigits {
+            digits: digits.to_string(),
+        });
+        tokio::time::sleep(DIGIT_TIME * digits.chars().count() as u32).await;
+        Ok(())
+    }
+
+    async fn record(&self, opts: RecordOptions) -> Result<RecordingInfo, CallError> {
+        self.answered_or("record")?;
+        let mut inner = self.lock();
+        let id = format!("rec-{}", inner.next_recording);
+        inner.next_recording += 1;
+        let format = opts.format.unwrap_or_else(|| "wav".to_string());
+        let location = format!("sim://recordings/{}-{id}.{format}", self.info.id);
+        inner.recordings.insert(
+            id.clone(),
+            Recording {
+                started: Instant::now(),
+                location: location.clone(),
+            },
+        );
+        Self::record(
+            &mut inner,
+            self.start,
+            SimEvent::RecordingStarted {
+                id: id.clone(),
+                location: location.clone(),
+            },
+        );
+        Ok(RecordingInfo {
+            id,
+            location,
+            duration_ms: 0,
+        })
+    }
+
+    async fn stop_recording(&self, id: &str) -> Result<RecordingInfo, CallError> {
+        let mut inner = self.lock();
+        let Some(recording) = inner.recordings.remove(id) else {
+            if inner.state == CallState::Ended {
+                return Err(CallError::Ended);
+            }
+            return Err(CallError::Other(format!("no recording {id} in progress")));
+        };
+        let duration_ms = recording.started.elapsed().as_millis() as u64;
+        Self::record(
+            &mut inner,
+            self.start,
+            SimEvent::RecordingStopped {
+                id: id.to_string(),
+                location: recording.location.clone(),
+                duration_ms,
+            },
+        );
+        Ok(RecordingInfo {
+            id: id.to_string(),
+            location: recording.location,
+            duration_ms,
+        })
+    }
+
+    async fn bridge(&self, other: Arc<dyn CallControl>) -> Result<(), CallError> {
+        self.answered_or("bridge")?;
+        if other.state() != CallState::Answered {
+            return Err(CallError::InvalidState(format!(
+                "cannot bridge with call {}, which is {}",
+                other.info().id,
+                other.state().as_str()
+            )));
+        }
+        let with = other.info().id.clone();
+        let mut inner = self.lock();
+        inner.bridged = Some(with.clone());
+        Self::record(&mut inner, self.start, SimEvent::Bridged { with });
+        Ok(())
+    }
+
+    async fn unbridge(&self) -> Result<(), CallError> {
+        let mut inner = self.lock();
+        if let Some(with) = inner.bridged.take() {
+            Self::record(&mut inner, self.start, SimEvent::Unbridged { with });
+        }
+        Ok(())
     }
 
     async fn next_event(&self) -> Option<CallEvent> {

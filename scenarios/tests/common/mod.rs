@@ -49,6 +49,20 @@ pub async fn run_with(
     (host, call)
 }
 
+/// Waits until every instance the host started (including ones started by
+/// routes meanwhile) has ended.
+pub async fn all_closed(host: &SimHost) {
+    loop {
+        let instances = host.instances();
+        for instance in &instances {
+            closed(instance).await;
+        }
+        if host.instances().len() == instances.len() {
+            return;
+        }
+    }
+}
+
 /// The messages of the log, in order.
 pub fn messages(logs: &[SimLog]) -> Vec<String> {
     logs.iter().map(|l| l.message.clone()).collect()
