@@ -270,44 +270,6 @@ impl SimConference {
 
 #[async_trait::async_trait]
 impl ConferenceControl for SimConference {
-    // TEMPORARY on the engine3 branch (replaced by the scenarios3 branch).
-    fn configure(&self, _o: crate::host::ConferenceOptions) -> Result<(), ConferenceError> {
-        Ok(())
-    }
-    fn participant(&self, _id: &str) -> Option<crate::host::ParticipantInfo> {
-        None
-    }
-    async fn update_participant(
-        &self,
-        _id: &str,
-        _u: crate::host::ParticipantUpdate,
-    ) -> Result<(), ConferenceError> {
-        Ok(())
-    }
-    async fn kick(&self, _id: &str) -> Result<(), ConferenceError> {
-        Ok(())
-    }
-    async fn play(
-        &self,
-        _s: &str,
-        _o: crate::host::PlayOptions,
-    ) -> Result<MediaOutcome, ConferenceError> {
-        Ok(MediaOutcome::Finished)
-    }
-    fn stop_media(&self) {}
-    async fn record(
-        &self,
-        _o: crate::host::RecordOptions,
-    ) -> Result<crate::host::RecordingInfo, ConferenceError> {
-        Err(ConferenceError::Ended)
-    }
-    async fn stop_recording(
-        &self,
-        _id: &str,
-    ) -> Result<crate::host::RecordingInfo, ConferenceError> {
-        Err(ConferenceError::Ended)
-    }
-
     fn name(&self) -> &str {
         &self.name
     }

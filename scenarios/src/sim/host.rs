@@ -511,24 +511,6 @@ impl SimHost {
 
 #[async_trait::async_trait]
 impl ScenarioHost for SimHost {
-    // TEMPORARY on the engine3 branch (replaced by the scenarios3 branch).
-    async fn dial(
-        &self,
-        _u: &str,
-        _o: crate::host::DialOptions,
-    ) -> Result<Arc<dyn CallControl>, crate::host::DialError> {
-        Err(crate::host::DialError {
-            code: 0,
-            reason: "sim".into(),
-        })
-    }
-    async fn fetch(
-        &self,
-        _r: crate::host::FetchRequest,
-    ) -> Result<crate::host::FetchResponse, crate::host::FetchError> {
-        Err(crate::host::FetchError::Invalid("sim".into()))
-    }
-
     async fn route_to(
         &self,
         call: Arc<dyn CallControl>,
