@@ -111,6 +111,12 @@ impl Application {
     /// Validates and compiles an application.
     pub fn new(spec: AppSpec) -> Result<Application, AppError> {
         let rules = RuleSet::new(spec.rules)?;
+        // Every scenario may import the others (`import ... from "./name.js"`).
+        let modules: Vec<(String, String)> = spec
+            .scenarios
+            .iter()
+            .map(|s| (s.name.clone(), s.source.clone()))
+            .collect();
         let mut scenarios = HashMap::new();
         for ScenarioSource {
             name,
@@ -118,7 +124,8 @@ impl Application {
             version,
         } in spec.scenarios
         {
-            let scenario = compile_scenario(&name, &source)?;
+            let others = modules.iter().filter(|(other, _)| *other != name);
+            let scenario = compile_scenario_with(&name, &source, others.cloned())?;
             scenarios.insert(name, ScenarioEntry { scenario, version });
         }
         for rule in rules.rules() {
@@ -258,14 +265,24 @@ pub fn read_dir(dir: &Path) -> Result<(Manifest, Vec<(String, String)>), AppErro
     Ok((manifest, sources))
 }
 
-/// Compiles one scenario, refusing oversized sources.
+/// Compiles one scenario alone, refusing oversized sources.
 pub fn compile_scenario(name: &str, source: &str) -> Result<Scenario, AppError> {
+    compile_scenario_with(name, source, std::iter::empty::<(String, String)>())
+}
+
+/// Compiles one scenario that may import `modules` (`(name, source)` of the
+/// application's other scripts).
+pub fn compile_scenario_with(
+    name: &str,
+    source: &str,
+    modules: impl IntoIterator<Item = (String, String)>,
+) -> Result<Scenario, AppError> {
     if source.len() > MAX_SCENARIO_BYTES {
         return Err(AppError::TooLarge {
             name: name.to_string(),
             size: source.len(),
         });
     }
-    Scenario::compile(&format!("{name}.js"), source)
+    Scenario::compile_with_modules(&format!("{name}.js"), source, modules)
         .map_err(|e| AppError::Compile(name.to_string(), e))
 }

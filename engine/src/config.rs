@@ -45,6 +45,8 @@ pub struct ScenarioLimits {
     pub memory_bytes: usize,
     pub cpu_per_callback: Duration,
     pub max_timers: usize,
+    /// Longest a call may stay with a scenario (`None`: no limit).
+    pub max_call_duration: Option<Duration>,
 }
 
 impl Default for Config {
@@ -66,6 +68,7 @@ impl Default for Config {
                 memory_bytes: 16 * 1024 * 1024,
                 cpu_per_callback: Duration::from_secs(1),
                 max_timers: 1000,
+                max_call_duration: None,
             },
         }
     }
@@ -130,6 +133,7 @@ struct FileLimits {
     memory_mb: Option<usize>,
     cpu_ms: Option<u64>,
     max_timers: Option<usize>,
+    max_call_seconds: Option<u64>,
 }
 
 impl Config {
@@ -189,6 +193,9 @@ impl Config {
         }
         if let Some(timers) = file_config.limits.max_timers {
             config.limits.max_timers = timers;
+        }
+        if let Some(seconds) = file_config.limits.max_call_seconds {
+            config.limits.max_call_duration = Some(Duration::from_secs(seconds));
         }
         Ok(config)
     }

@@ -30,6 +30,9 @@ enum Command {
         /// Application directory (app.toml + *.js).
         dir: PathBuf,
     },
+    /// Run a scenario against simulated calls (virtual time, no sockets) and
+    /// print its timeline.
+    TestScenario(switchboard_scenarios::sim::TestScenarioArgs),
     /// Explain which rule of an application a destination routes to.
     Route {
         /// Application directory (app.toml + *.js).
@@ -84,6 +87,11 @@ fn main() -> anyhow::Result<()> {
                 app.rules.len(),
                 app.scenario_names().join(", ")
             );
+            Ok(())
+        }
+        Command::TestScenario(args) => {
+            let timeline = switchboard_scenarios::sim::run_test_scenario(&args)?;
+            print!("{timeline}");
             Ok(())
         }
         Command::Route { dir, destination } => {

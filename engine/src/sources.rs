@@ -4,12 +4,14 @@
 //! media rate once and cached.
 
 use std::num::NonZeroUsize;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use lru::LruCache;
 use switchboard_media::AudioClip;
+use switchboard_scenarios::source::PlaySource;
+use switchboard_scenarios::tone::ToneSpec;
 
 use crate::app::Application;
 
@@ -17,17 +19,13 @@ use crate::app::Application;
 pub const MAX_MEDIA_BYTES: usize = 50 * 1024 * 1024;
 /// Longest a media download may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
-/// Longest tone a spec may describe (one cadence cycle).
-const MAX_TONE_MS: u32 = 60_000;
 /// Full-scale sine at -10 dBFS: loud enough, never clips when two tones add.
 const TONE_AMPLITUDE: f64 = 0.3 * 32767.0;
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum SourceError {
-    #[error("invalid source {0:?}: use a file of the application's media, tone:<spec> or an http(s) URL")]
+    #[error("{0}")]
     Invalid(String),
-    #[error("invalid tone spec {spec:?}: {reason}")]
-    Tone { spec: String, reason: String },
     #[error("{0:?} is outside the application's media directory")]
     OutsideMedia(String),
     #[error("the application has no media directory")]
@@ -44,133 +42,38 @@ pub enum SourceError {
     Decode { source_name: String, reason: String },
 }
 
-/// A parsed `play` source.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Source {
-    Tone(ToneSpec),
-    /// A path relative to the application's media directory.
-    File(PathBuf),
-    Url(String),
-}
-
-impl Source {
-    pub fn parse(source: &str) -> Result<Source, SourceError> {
-        let source = source.trim();
-        if let Some(spec) = source.strip_prefix("tone:") {
-            return ToneSpec::parse(spec).map(Source::Tone);
-        }
-        if source.starts_with("http://") || source.starts_with("https://") {
-            return Ok(Source::Url(source.to_string()));
-        }
-        if source.is_empty() || source.contains("://") {
-            return Err(SourceError::Invalid(source.to_string()));
-        }
-        let path = PathBuf::from(source);
-        let inside = path
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
-        if !inside {
-            return Err(SourceError::OutsideMedia(source.to_string()));
-        }
-        Ok(Source::File(path))
-    }
-}
-
-/// Segments of tone (sum of sines) or silence, e.g. `440+480/2000,0/4000`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToneSpec {
-    pub segments: Vec<ToneSegment>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToneSegment {
-    /// Frequencies summed; empty for silence.
-    pub freqs: Vec<f64>,
-    pub ms: u32,
-}
-
-impl ToneSpec {
-    /// `440` (one second), `440/500`, `440+480/2000,0/4000`, or a name:
-    /// `ringback`, `busy`, `dialtone`, `beep`.
-    pub fn parse(spec: &str) -> Result<ToneSpec, SourceError> {
-        let expanded = match spec.trim() {
-            "ringback" => "440+480/2000,0/4000",
-            "busy" => "480+620/500,0/500",
-            "dialtone" => "350+440/1000",
-            "beep" => "1000/150",
-            other => other,
+/// A tone spec as audio at `rate` Hz (sines summed at -10 dBFS, 5 ms ramps
+/// so segments do not click).
+pub fn render_tone(spec: &ToneSpec, rate: u32) -> AudioClip {
+    let mut samples = Vec::new();
+    let fade = (rate / 200).max(1) as usize;
+    for segment in &spec.segments {
+        let freqs: Vec<f64> = segment
+            .frequencies_hz
+            .iter()
+            .filter(|&&f| f > 0)
+            .map(|&f| f64::from(f))
+            .collect();
+        let n = (u64::from(rate) * u64::from(segment.duration_ms) / 1000) as usize;
+        let per_tone = if freqs.is_empty() {
+            0.0
+        } else {
+            TONE_AMPLITUDE / freqs.len() as f64
         };
-        let invalid = |reason: &str| SourceError::Tone {
-            spec: spec.to_string(),
-            reason: reason.to_string(),
-        };
-        let mut segments = Vec::new();
-        let mut total: u32 = 0;
-        for part in expanded.split(',') {
-            let (freqs, ms) = match part.split_once('/') {
-                Some((freqs, ms)) => (
-                    freqs,
-                    ms.trim()
-                        .parse::<u32>()
-                        .map_err(|_| invalid("duration must be milliseconds"))?,
-                ),
-                None => (part, 1000),
-            };
-            let mut list = Vec::new();
-            for f in freqs.split('+') {
-                let hz: f64 = f
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("frequencies must be numbers in Hz"))?;
-                if !(0.0..=3900.0).contains(&hz) {
-                    return Err(invalid("frequencies must be between 0 and 3900 Hz"));
-                }
-                if hz > 0.0 {
-                    list.push(hz);
-                }
-            }
-            if list.len() > 4 {
-                return Err(invalid("at most 4 frequencies per segment"));
-            }
-            if ms == 0 {
-                return Err(invalid("durations must be positive"));
-            }
-            total = total.saturating_add(ms);
-            segments.push(ToneSegment { freqs: list, ms });
+        for i in 0..n {
+            let edge = i.min(n - 1 - i);
+            let ramp = (edge as f64 / fade as f64).min(1.0);
+            let t = i as f64 / f64::from(rate);
+            let value: f64 = freqs
+                .iter()
+                .map(|f| (std::f64::consts::TAU * f * t).sin())
+                .sum::<f64>()
+                * per_tone
+                * ramp;
+            samples.push(value as i16);
         }
-        if total > MAX_TONE_MS {
-            return Err(invalid("longer than 60 s"));
-        }
-        Ok(ToneSpec { segments })
     }
-
-    /// The tone as audio at `rate` Hz.
-    pub fn render(&self, rate: u32) -> AudioClip {
-        let mut samples = Vec::new();
-        let fade = (rate / 200).max(1) as usize; // 5 ms ramps: no clicks
-        for segment in &self.segments {
-            let n = (u64::from(rate) * u64::from(segment.ms) / 1000) as usize;
-            let per_tone = if segment.freqs.is_empty() {
-                0.0
-            } else {
-                TONE_AMPLITUDE / segment.freqs.len() as f64
-            };
-            for i in 0..n {
-                let edge = i.min(n - 1 - i);
-                let ramp = (edge as f64 / fade as f64).min(1.0);
-                let t = i as f64 / f64::from(rate);
-                let value: f64 = segment
-                    .freqs
-                    .iter()
-                    .map(|f| (std::f64::consts::TAU * f * t).sin())
-                    .sum::<f64>()
-                    * per_tone
-                    * ramp;
-                samples.push(value as i16);
-            }
-        }
-        AudioClip::new(rate, samples)
-    }
+    AudioClip::new(rate, samples)
 }
 
 /// Resolves sources to audio at the media rate, with a cache of decoded
@@ -194,11 +97,12 @@ impl SourceResolver {
 
     /// The audio `source` names, for `app`.
     pub async fn resolve(&self, app: &Application, source: &str) -> Result<AudioClip, SourceError> {
-        match Source::parse(source)? {
-            Source::Tone(spec) => Ok(spec.render(self.rate)),
-            Source::File(relative) => {
+        let parsed = PlaySource::parse(source).map_err(|e| SourceError::Invalid(e.to_string()))?;
+        match parsed {
+            PlaySource::Tone(spec) => Ok(render_tone(&spec, self.rate)),
+            PlaySource::File(relative) => {
                 let dir = app.media_dir.as_ref().ok_or(SourceError::NoMediaDir)?;
-                let path = contained(dir, &relative, source)?;
+                let path = contained(dir, Path::new(&relative), source)?;
                 let key = format!("file:{}", path.display());
                 if let Some(clip) = self.cached(&key) {
                     return Ok(clip);
@@ -214,7 +118,7 @@ impl SourceResolver {
                 }
                 self.decode_and_cache(key, source, bytes).await
             }
-            Source::Url(url) => {
+            PlaySource::Url(url) => {
                 let parsed = reqwest::Url::parse(&url)
                     .map_err(|_| SourceError::Invalid(source.to_string()))?;
                 let host = parsed.host_str().unwrap_or_default().to_string();
@@ -311,36 +215,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tone_specs() {
-        let spec = ToneSpec::parse("440/1000").unwrap();
-        assert_eq!(
-            spec.segments,
-            vec![ToneSegment {
-                freqs: vec![440.0],
-                ms: 1000
-            }]
-        );
-        let ringback = ToneSpec::parse("ringback").unwrap();
-        assert_eq!(ringback.segments.len(), 2);
-        assert_eq!(ringback.segments[0].freqs, vec![440.0, 480.0]);
-        assert!(ringback.segments[1].freqs.is_empty());
-        assert_eq!(ToneSpec::parse("350").unwrap().segments[0].ms, 1000);
-        for bad in [
-            "",
-            "abc",
-            "440/x",
-            "440/0",
-            "9000/100",
-            "1+2+3+4+5/100",
-            "440/70000",
-        ] {
-            assert!(ToneSpec::parse(bad).is_err(), "{bad:?} should be refused");
-        }
-    }
-
-    #[test]
     fn rendered_tones_have_the_right_length_and_level() {
-        let clip = ToneSpec::parse("440+480/2000,0/4000").unwrap().render(8000);
+        let spec = ToneSpec::parse("tone:440+480/2000,0/4000").unwrap();
+        let clip = render_tone(&spec, 8000);
         assert_eq!(clip.samples.len(), 6 * 8000);
         let peak = clip.samples[..16000]
             .iter()
@@ -352,36 +229,20 @@ mod tests {
     }
 
     #[test]
-    fn sources_cannot_leave_the_media_directory() {
-        assert!(matches!(Source::parse("hello.wav"), Ok(Source::File(_))));
-        assert!(matches!(
-            Source::parse("sub/hello.wav"),
-            Ok(Source::File(_))
-        ));
-        assert!(matches!(
-            Source::parse("../secret.wav"),
-            Err(SourceError::OutsideMedia(_))
-        ));
-        assert!(matches!(
-            Source::parse("/etc/passwd"),
-            Err(SourceError::OutsideMedia(_))
-        ));
-        assert!(matches!(
-            Source::parse("file:///etc/passwd"),
-            Err(SourceError::Invalid(_))
-        ));
-        assert!(matches!(
-            Source::parse("https://x/y.wav"),
-            Ok(Source::Url(_))
-        ));
-
+    fn media_files_cannot_leave_the_media_directory() {
         let dir = tempfile::tempdir().unwrap();
         let media = dir.path().join("media");
         std::fs::create_dir(&media).unwrap();
         std::fs::write(dir.path().join("outside.wav"), b"x").unwrap();
+        std::fs::write(media.join("inside.wav"), b"x").unwrap();
         std::os::unix::fs::symlink(dir.path().join("outside.wav"), media.join("link.wav")).unwrap();
+        assert!(contained(&media, Path::new("inside.wav"), "inside.wav").is_ok());
         assert!(matches!(
             contained(&media, Path::new("link.wav"), "link.wav"),
+            Err(SourceError::OutsideMedia(_))
+        ));
+        assert!(matches!(
+            contained(&media, Path::new("../outside.wav"), "../outside.wav"),
             Err(SourceError::OutsideMedia(_))
         ));
     }

@@ -229,7 +229,9 @@ async fn barge_in_stops_the_prompt_and_keeps_the_digits_typed_during_it() {
     call.wait_for_silence(-50.0, Duration::from_secs(4))
         .await
         .expect("barge-in silences the prompt");
-    call.send_dtmf("2#").await.unwrap();
+    // The scenario hangs up at '#', possibly while the agent still sends
+    // that digit's end packets: the send may report the call ended.
+    let _ = call.send_dtmf("2#").await;
     let headers = bye_headers(&call).await;
     assert_eq!(header(&headers, "X-Digits"), Some("12"), "{headers:?}");
     assert_eq!(header(&headers, "X-Reason"), Some("terminator"));

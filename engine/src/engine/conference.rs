@@ -16,8 +16,9 @@ use tracing::{debug, info};
 use super::call::media_outcome;
 use super::events::{EngineEvent, Scope};
 use super::{Call, EngineInner};
-use crate::sources::ToneSpec;
+use crate::sources::render_tone;
 use crate::tts::Voice;
+use switchboard_scenarios::tone::ToneSpec;
 
 /// A conference as the management API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -291,7 +292,7 @@ impl ConferenceControl for Conference {
             ));
         }
         if let Some(source) = &opts.wait_music {
-            crate::sources::Source::parse(source)
+            switchboard_scenarios::source::PlaySource::parse(source)
                 .map_err(|e| ConferenceError::Other(e.to_string()))?;
         }
         self.lock().options = opts;
@@ -374,12 +375,13 @@ impl ConferenceControl for Conference {
             call_id: id.clone(),
         });
         if opts.beep {
-            if let Ok(spec) = ToneSpec::parse("beep") {
-                let playback = self.media.play(
-                    spec.render(switchboard_media::CLOCK_RATE),
-                    switchboard_media::PlayOptions::default(),
+            if let Ok(spec) = ToneSpec::parse("tone:beep") {
+                let beep = render_tone(&spec, switchboard_media::CLOCK_RATE);
+                // Not awaited: the beep plays while the call goes on.
+                drop(
+                    self.media
+                        .play(beep, switchboard_media::PlayOptions::default()),
                 );
-                drop(playback);
             }
         }
         self.update_wait_music();

@@ -137,6 +137,7 @@ impl Engine {
             memory_bytes: config.limits.memory_bytes,
             cpu_per_callback: config.limits.cpu_per_callback,
             max_timers: config.limits.max_timers,
+            max_call_duration: config.limits.max_call_duration,
         };
         let inner = Arc::new(EngineInner {
             config: config.clone(),
