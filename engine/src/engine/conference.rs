@@ -96,6 +96,50 @@ impl Conference {
         }
     }
 
+    /// Mutes or unmutes a participant (management API): others stop or
+    /// start hearing it from the next tick.
+    pub fn set_muted(&self, call_id: &str, muted: bool) -> Result<(), ConferenceError> {
+        let mut participants = lock(&self.participants);
+        let participant = participants
+            .iter_mut()
+            .find(|p| p.call.id() == call_id)
+            .ok_or_else(|| ConferenceError::NoSuchCall(call_id.to_string()))?;
+        let leg = participant
+            .call
+            .leg()
+            .ok_or_else(|| ConferenceError::NoSuchCall(call_id.to_string()))?;
+        self.media
+            .add(
+                leg,
+                switchboard_media::ParticipantOptions {
+                    muted,
+                    deaf: participant.options.deaf,
+                },
+            )
+            .map_err(|e| ConferenceError::Other(e.to_string()))?;
+        participant.options.muted = muted;
+        info!(conference = %self.name, call = call_id, muted, "participant mute changed");
+        Ok(())
+    }
+
+    /// Takes a participant out of the room and hangs its call up
+    /// (management API).
+    pub async fn kick(&self, call_id: &str) -> Result<(), ConferenceError> {
+        let call = lock(&self.participants)
+            .iter()
+            .find(|p| p.call.id() == call_id)
+            .map(|p| p.call.clone())
+            .ok_or_else(|| ConferenceError::NoSuchCall(call_id.to_string()))?;
+        if let Some(leg) = call.leg() {
+            self.media.remove(leg);
+        }
+        self.remove(call_id);
+        info!(conference = %self.name, call = call_id, "participant kicked");
+        call.hangup()
+            .await
+            .map_err(|e| ConferenceError::Other(e.to_string()))
+    }
+
     /// Frees the mix. Participants still up are not hung up (see `end`).
     pub(crate) fn close(&self) {
         self.closed.cancel();

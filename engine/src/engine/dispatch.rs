@@ -70,10 +70,6 @@ impl Rooms {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Room>> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
