@@ -5,8 +5,6 @@
 
 mod api_common;
 
-use std::time::Duration;
-
 use api_common::{Api, TestServer, ADMIN_KEY, HOLD_SCENARIO, T};
 use futures::StreamExt;
 use serde_json::{json, Value};

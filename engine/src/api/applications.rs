@@ -175,14 +175,11 @@ async fn update_application(
             },
         )
         .await?;
+    let is_default = state.control.default_app().await?.as_deref() == Some(record.id.as_str());
     match body.default {
-        Some(true) => state.control.set_default_app(Some(&record.id)).await?,
-        Some(false) => {
-            if state.control.default_app().await?.as_deref() == Some(record.id.as_str()) {
-                state.control.set_default_app(None).await?;
-            }
-        }
-        None => {}
+        Some(true) if !is_default => state.control.set_default_app(Some(&record.id)).await?,
+        Some(false) if is_default => state.control.set_default_app(None).await?,
+        _ => {}
     }
     Ok(Json(view(&state, record).await?))
 }
