@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Where the database lives unless told otherwise.
+pub const DEFAULT_DB: &str = "data/switchboard.db";
+
 /// Everything `switchboard serve` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -22,8 +25,11 @@ pub struct Config {
     /// Address written into SDP when RTP binds to a wildcard address. When
     /// unset, the local address the OS would use toward the caller is used.
     pub public_ip: Option<IpAddr>,
-    /// The application directory; `None` runs the built-in `anyroom` example.
+    /// An application directory deployed at start as the default
+    /// application (stored in the database, so it persists).
     pub app: Option<PathBuf>,
+    /// The SQLite database file (created on first start).
+    pub db: PathBuf,
     /// Media worker threads (0 = one per core).
     pub media_workers: usize,
     pub tts: TtsConfig,
@@ -58,6 +64,7 @@ impl Default for Config {
             rtp_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             public_ip: None,
             app: None,
+            db: PathBuf::from(DEFAULT_DB),
             media_workers: 0,
             tts: TtsConfig {
                 espeak: PathBuf::from("espeak-ng"),
@@ -100,6 +107,7 @@ pub struct Overrides {
     pub rtp_ip: Option<String>,
     pub public_ip: Option<String>,
     pub app: Option<PathBuf>,
+    pub db: Option<PathBuf>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -112,6 +120,7 @@ struct FileConfig {
     rtp_ip: Option<String>,
     public_ip: Option<String>,
     app: Option<PathBuf>,
+    db: Option<PathBuf>,
     media_workers: Option<usize>,
     #[serde(default)]
     tts: FileTts,
@@ -173,6 +182,9 @@ impl Config {
             config.public_ip = Some(parse_ip("public-ip", &ip)?);
         }
         config.app = overrides.app.or(file_config.app);
+        if let Some(db) = overrides.db.or(file_config.db) {
+            config.db = db;
+        }
         if let Some(workers) = file_config.media_workers {
             config.media_workers = workers;
         }
@@ -268,6 +280,7 @@ mod tests {
         assert_eq!(c.sip, "0.0.0.0:5060".parse().unwrap());
         assert_eq!(c.http, "0.0.0.0:8080".parse().unwrap());
         assert!(c.app.is_none());
+        assert_eq!(c.db, PathBuf::from("data/switchboard.db"));
     }
 
     #[test]
@@ -276,7 +289,7 @@ mod tests {
         let path = dir.path().join("switchboard.toml");
         std::fs::write(
             &path,
-            "sip = \"127.0.0.1:5070\"\nhttp = \"127.0.0.1:9090\"\nrtp_ports = \"30000-30100\"\n[tts]\nvoice = \"en-gb\"\n[limits]\ncpu_ms = 250\n",
+            "db = \"/var/lib/sb.db\"\nsip = \"127.0.0.1:5070\"\nhttp = \"127.0.0.1:9090\"\nrtp_ports = \"30000-30100\"\n[tts]\nvoice = \"en-gb\"\n[limits]\ncpu_ms = 250\n",
         )
         .unwrap();
         let c = Config::load(
@@ -293,6 +306,7 @@ mod tests {
         assert_eq!(c.rtp_ip, "127.0.0.2".parse::<IpAddr>().unwrap());
         assert_eq!(c.tts.voice, "en-gb");
         assert_eq!(c.limits.cpu_per_callback, Duration::from_millis(250));
+        assert_eq!(c.db, PathBuf::from("/var/lib/sb.db"));
     }
 
     #[test]

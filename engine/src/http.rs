@@ -1,8 +1,7 @@
-//! The HTTP server. For now: `/health`. The management API (`/api/v1`) is
-//! its own piece of work.
+//! Serving HTTP for an engine: `/health` here; the management API
+//! (`crate::api`) adds `/api/v1`, `/metrics` and the docs on top.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -11,17 +10,22 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::engine::EngineInner;
+use crate::engine::Engine;
 
+/// `/health` alone: what an engine without storage serves.
+pub fn router(engine: &Engine) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .with_state(engine.clone())
+}
+
+/// Serves `router` on `listener` until `stopped`.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    engine: Arc<EngineInner>,
+    router: Router,
     stopped: CancellationToken,
 ) {
-    let app = Router::new()
-        .route("/health", get(health))
-        .with_state(engine);
-    let result = axum::serve(listener, app)
+    let result = axum::serve(listener, router)
         .with_graceful_shutdown(async move { stopped.cancelled().await })
         .await;
     if let Err(e) = result {
@@ -29,13 +33,15 @@ pub(crate) async fn serve(
     }
 }
 
-async fn health(State(engine): State<Arc<EngineInner>>) -> Json<serde_json::Value> {
+/// Liveness and a few counters; no authentication.
+pub async fn health(State(engine): State<Engine>) -> Json<serde_json::Value> {
+    let stats = engine.stats();
     Json(json!({
-        "status": if engine.shutting_down.load(Ordering::SeqCst) { "stopping" } else { "ok" },
-        "default_app": engine.apps.default_app(),
-        "calls": engine.calls.len(),
-        "conferences": engine.rooms.len(),
-        "calls_total": engine.stats.calls_total.load(Ordering::Relaxed),
-        "calls_rejected": engine.stats.calls_rejected.load(Ordering::Relaxed),
+        "status": if engine.is_stopping() { "stopping" } else { "ok" },
+        "default_app": engine.apps().default_app(),
+        "calls": engine.active_calls(),
+        "conferences": engine.conferences().len(),
+        "calls_total": stats.calls_total.load(Ordering::Relaxed),
+        "calls_rejected": stats.calls_rejected.load(Ordering::Relaxed),
     }))
 }

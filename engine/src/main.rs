@@ -1,12 +1,17 @@
-//! The `switchboard` command line.
+//! The `switchboard` command line: `serve` (the default) runs the engine;
+//! `check` validates an application directory offline; `deploy`, `apps`,
+//! `calls`, `logs`, `route` and `history` talk to a running server's API.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchboard::app::Application;
+use switchboard::cli::{self, Client, DEFAULT_URL};
 use switchboard::config::{Config, Overrides};
-use switchboard::Engine;
+use switchboard::control::ADMIN_KEY_ENV;
+use switchboard::Server;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -23,9 +28,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the engine (the default).
+    /// Run the engine and its management API (the default).
     Serve(ServeArgs),
-    /// Check an application directory: rules and scenarios compile.
+    /// Check an application directory offline: rules and scenarios compile.
     Check {
         /// Application directory (app.toml + *.js).
         dir: PathBuf,
@@ -33,12 +38,76 @@ enum Command {
     /// Run a scenario against simulated calls (virtual time, no sockets) and
     /// print its timeline.
     TestScenario(switchboard_scenarios::sim::TestScenarioArgs),
+    /// Deploy an application directory (app.toml + *.js) to a server:
+    /// changed scenarios get new versions, the rules become app.toml's.
+    Deploy {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Application directory.
+        dir: PathBuf,
+        /// Also delete scenarios that are not in the directory.
+        #[arg(long)]
+        prune: bool,
+        /// Make it the default application (admin keys): it gets the calls
+        /// no number or domain claims.
+        #[arg(long)]
+        default: bool,
+    },
+    /// List the applications of the key's account.
+    Apps {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List live calls.
+    Calls {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Only this application's (id or name).
+        #[arg(long)]
+        app: Option<String>,
+    },
+    /// Show a call's log (so far, if it is still up).
+    Logs {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Call id (see `switchboard calls`).
+        call: String,
+    },
     /// Explain which rule of an application a destination routes to.
     Route {
-        /// Application directory (app.toml + *.js).
-        dir: PathBuf,
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Application id or name.
+        app: String,
         destination: String,
     },
+    /// Show finished calls, newest first.
+    History {
+        #[command(flatten)]
+        api: ApiArgs,
+        /// Only this application's (id or name).
+        #[arg(long)]
+        app: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// How to reach the management API.
+#[derive(clap::Args)]
+struct ApiArgs {
+    /// The server's HTTP address.
+    #[arg(long, env = "SWITCHBOARD_URL", default_value = DEFAULT_URL)]
+    url: String,
+    /// API key (`Authorization: Bearer`).
+    #[arg(long, env = "SWITCHBOARD_KEY", hide_env_values = true)]
+    key: Option<String>,
+}
+
+impl ApiArgs {
+    fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(&self.url, self.key.as_deref().unwrap_or(""))?)
+    }
 }
 
 #[derive(clap::Args, Default)]
@@ -46,7 +115,10 @@ struct ServeArgs {
     /// TOML config file (flags and environment override it).
     #[arg(long, env = "SWITCHBOARD_CONFIG")]
     config: Option<PathBuf>,
-    /// Application directory; the built-in `anyroom` example when omitted.
+    /// SQLite database file [default: data/switchboard.db].
+    #[arg(long, env = "SWITCHBOARD_DB")]
+    db: Option<PathBuf>,
+    /// Application directory to deploy at start as the default application.
     #[arg(long, env = "SWITCHBOARD_APP")]
     app: Option<PathBuf>,
     /// SIP listen address, UDP and TCP [default: 0.0.0.0:5060].
@@ -66,7 +138,7 @@ struct ServeArgs {
     public_ip: Option<String>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -75,30 +147,60 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| EnvFilter::new("info,rsipstack=warn")),
         )
         .init();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = tokio::runtime::Runtime::new()
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    match result {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command; returns what to print.
+async fn run(cli: Cli) -> anyhow::Result<String> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Serve(args) => serve(args).await.map(|()| String::new()),
         Command::Check { dir } => {
             let app = Application::load_dir(&dir)
                 .with_context(|| format!("application {}", dir.display()))?;
-            println!(
-                "{}: {} rules, scenarios: {}",
+            Ok(format!(
+                "{}: {} rules, scenarios: {}\n",
                 app.name,
                 app.rules.len(),
                 app.scenario_names().join(", ")
-            );
-            Ok(())
+            ))
         }
         Command::TestScenario(args) => {
-            let timeline = switchboard_scenarios::sim::run_test_scenario(&args)?;
-            print!("{timeline}");
-            Ok(())
+            // The simulator runs its own runtime on its own thread.
+            Ok(tokio::task::spawn_blocking(move || {
+                switchboard_scenarios::sim::run_test_scenario(&args)
+            })
+            .await??)
         }
-        Command::Route { dir, destination } => {
-            let app = Application::load_dir(&dir)
-                .with_context(|| format!("application {}", dir.display()))?;
-            println!("{}", app.rules.explain(&destination));
-            Ok(())
+        Command::Deploy {
+            api,
+            dir,
+            prune,
+            default,
+        } => Ok(cli::deploy(&api.client()?, &dir, prune, default)
+            .await
+            .with_context(|| format!("deploying {}", dir.display()))?),
+        Command::Apps { api } => Ok(cli::apps(&api.client()?).await?),
+        Command::Calls { api, app } => Ok(cli::calls(&api.client()?, app.as_deref()).await?),
+        Command::Logs { api, call } => Ok(cli::logs(&api.client()?, &call).await?),
+        Command::Route {
+            api,
+            app,
+            destination,
+        } => Ok(cli::route(&api.client()?, &app, &destination).await?),
+        Command::History { api, app, limit } => {
+            Ok(cli::history(&api.client()?, app.as_deref(), limit).await?)
         }
     }
 }
@@ -113,19 +215,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rtp_ip: args.rtp_ip,
             public_ip: args.public_ip,
             app: args.app,
+            db: args.db,
         },
     )?;
-    let app = match &config.app {
-        Some(dir) => Application::load_dir(dir)
-            .with_context(|| format!("loading application {}", dir.display()))?,
-        None => {
-            info!("no --app given: running the built-in anyroom example");
-            Application::builtin_anyroom()?
-        }
-    };
-    let engine = Engine::start(config, app).await?;
+    let admin_key = std::env::var(ADMIN_KEY_ENV).ok().filter(|k| !k.is_empty());
+    let server = Server::start(config, admin_key).await?;
+    if let Some(key) = server.created_admin_key() {
+        // Shown once: only its hash is stored.
+        println!(
+            "switchboard: created the first admin API key. It is shown only this once:\n\n    {key}\n\n\
+             Send it as `Authorization: Bearer <key>`; the CLI reads SWITCHBOARD_KEY."
+        );
+    }
     wait_for_stop_signal().await?;
-    engine.shutdown().await;
+    server.shutdown().await;
     Ok(())
 }
 

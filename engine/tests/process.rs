@@ -30,14 +30,20 @@ fn free_sip_port() -> u16 {
 struct EngineProcess {
     child: Child,
     sip: SocketAddr,
+    /// Holds the engine's database.
+    _dir: tempfile::TempDir,
 }
 
 impl EngineProcess {
     fn spawn() -> EngineProcess {
         let port = free_sip_port();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("switchboard.db");
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .args([
                 "serve",
+                "--db",
+                &db.display().to_string(),
                 "--sip",
                 &format!("127.0.0.1:{port}"),
                 "--http",
@@ -48,6 +54,7 @@ impl EngineProcess {
             .env("RUST_LOG", "info,rsipstack=warn")
             .env_remove("SWITCHBOARD_APP")
             .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_DB")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -69,6 +76,7 @@ impl EngineProcess {
         EngineProcess {
             child,
             sip: SocketAddr::from(([127, 0, 0, 1], port)),
+            _dir: dir,
         }
     }
 

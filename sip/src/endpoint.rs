@@ -21,6 +21,7 @@ use crate::net::local_ip::LocalIps;
 use crate::net::udp::SharedSocket;
 use crate::net::{tcp, udp};
 use crate::registry::Registry;
+use crate::stats::{Counters, SendCounter};
 use crate::{dispatch, IncomingCall, SipConfig, SipError, SipTimers, Transport};
 
 /// New calls waiting for the engine; beyond this, INVITEs get 503.
@@ -38,6 +39,8 @@ pub(crate) struct EndpointCore {
     pub(crate) ingress: Arc<Ingress>,
     pub(crate) registry: Registry,
     pub(crate) local_ips: LocalIps,
+    /// Messages in and out, for metrics.
+    pub(crate) counters: Arc<Counters>,
     /// Cancelled by shutdown: every loop and connection watches it.
     pub(crate) cancel: CancellationToken,
     udp: Option<UdpSide>,
@@ -83,8 +86,10 @@ impl EndpointCore {
             t1x64: timers.t1 * 64,
             ..EndpointOption::default()
         };
+        let counters = Arc::new(Counters::default());
         let endpoint = EndpointBuilder::new()
             .with_user_agent(&config.user_agent)
+            .with_inspector(Box::new(SendCounter(counters.clone())))
             .with_transport_layer(transport_layer)
             .with_cancel_token(cancel.child_token())
             .with_option(option)
@@ -99,7 +104,11 @@ impl EndpointCore {
             .map(|a| a.ip())
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
         let (incoming_tx, incoming_rx) = mpsc::channel(INCOMING_QUEUE);
-        let ingress = Arc::new(Ingress::new(stack.clone(), config.user_agent.clone()));
+        let ingress = Arc::new(Ingress::new(
+            stack.clone(),
+            config.user_agent.clone(),
+            counters.clone(),
+        ));
         let core = Arc::new(EndpointCore {
             stack: stack.clone(),
             user_agent: config.user_agent.clone(),
@@ -107,6 +116,7 @@ impl EndpointCore {
             ingress: ingress.clone(),
             registry: Registry::default(),
             local_ips: LocalIps::new(bound_ip),
+            counters,
             cancel: cancel.clone(),
             udp: udp_parts.as_ref().map(|parts| UdpSide {
                 local: parts.local,

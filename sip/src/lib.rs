@@ -30,6 +30,7 @@ mod endpoint;
 mod message;
 mod net;
 mod registry;
+mod stats;
 mod text;
 mod wire;
 
@@ -38,6 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+pub use stats::{Direction, MessageCount, MessageKind, SipStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SipError {
@@ -239,6 +242,11 @@ impl SipEndpoint {
     /// The address a transport is really bound to (port 0 resolved).
     pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
         self.core.local_addr(transport)
+    }
+
+    /// SIP messages received and sent since start, by method and status code.
+    pub fn stats(&self) -> SipStats {
+        self.core.counters.snapshot()
     }
 
     /// Calls the endpoint is tracking right now: from the INVITE until the

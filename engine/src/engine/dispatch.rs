@@ -70,10 +70,6 @@ impl Rooms {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Room>> {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -298,6 +294,55 @@ impl EngineInner {
         Err(RouteError::Other(format!(
             "conference {destination} kept closing"
         )))
+    }
+
+    /// Starts a scenario over the API: a new instance (or the room's, for a
+    /// conference rule) runs `onStart(ctx)` with `custom_data`.
+    pub(crate) async fn start_outbound(
+        self: &Arc<Self>,
+        app: &Arc<Application>,
+        target: &super::StartTarget,
+        destination: &str,
+        custom_data: serde_json::Value,
+    ) -> Result<String, super::EngineError> {
+        let unavailable = |what: String| super::EngineError::NotAvailable(what);
+        let (rule_name, scenario_name, conference) = match target {
+            super::StartTarget::Rule(name) => {
+                let rule = app
+                    .rules
+                    .rules()
+                    .find(|r| &r.name == name)
+                    .ok_or_else(|| unavailable(format!("no rule {name}")))?;
+                (rule.name.clone(), rule.scenario.clone(), rule.conference)
+            }
+            super::StartTarget::Scenario(name) => (String::new(), name.clone(), false),
+        };
+        let entry = app
+            .scenario(&scenario_name)
+            .ok_or_else(|| unavailable(format!("no scenario {scenario_name}")))?;
+        let ctx = InstanceContext {
+            app: app.name.clone(),
+            rule: rule_name,
+            destination: destination.to_string(),
+            custom_data,
+        };
+        let host = Arc::new(InstanceHost::new(self, app, &scenario_name));
+        let instance = if conference {
+            self.room(app, destination, &entry.scenario, ctx, host)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+                .instance
+        } else {
+            ScenarioInstance::start(&entry.scenario, ctx, host, self.limits.clone(), None)
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+        };
+        instance
+            .run_on_start()
+            .map_err(|e| unavailable(e.to_string()))?;
+        let id = format!("start-{:016x}", rand::random::<u64>());
+        info!(app = %app.id, scenario = %scenario_name, %destination, %id, "scenario started over the API");
+        Ok(id)
     }
 
     /// The live room for `destination`, created (with its instance) if needed.

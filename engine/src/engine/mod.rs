@@ -55,9 +55,20 @@ pub enum EngineError {
     Call(#[from] switchboard_scenarios::CallError),
     #[error("{0}")]
     Conference(#[from] switchboard_scenarios::ConferenceError),
+    /// A feature this build cannot do yet.
+    #[error("{0}")]
+    NotAvailable(String),
 }
 
-/// Counters for `/health` and, later, `/metrics`.
+/// What [`Engine::start_scenario`] runs: a rule (its scenario, and its
+/// conference behaviour) or a scenario directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartTarget {
+    Rule(String),
+    Scenario(String),
+}
+
+/// Counters for `/health` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct Stats {
     pub calls_total: AtomicU64,
@@ -107,8 +118,19 @@ impl Engine {
         Engine::start_with(config, apps).await
     }
 
-    /// Starts with the given applications.
+    /// Starts with the given applications, serving `/health` on HTTP.
     pub async fn start_with(config: Config, apps: AppRegistry) -> Result<Engine, EngineError> {
+        Engine::start_serving(config, apps, crate::http::router).await
+    }
+
+    /// Starts with the given applications and serves on HTTP the router
+    /// `http` builds for this engine. `http` runs before the first call is
+    /// accepted, so observers it registers see every call.
+    pub async fn start_serving(
+        config: Config,
+        apps: AppRegistry,
+        http: impl FnOnce(&Engine) -> axum::Router,
+    ) -> Result<Engine, EngineError> {
         let media = MediaEngine::start(MediaConfig {
             bind_ip: config.rtp_ip,
             rtp_ports: config.rtp_ports.clone(),
@@ -131,8 +153,8 @@ impl Engine {
         );
         // One TLS crypto provider for the process (rsipstack and reqwest).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = crate::fetch::client();
-        let sources = SourceResolver::new(http.clone(), switchboard_media::CLOCK_RATE, 256);
+        let http_client = crate::fetch::client();
+        let sources = SourceResolver::new(http_client.clone(), switchboard_media::CLOCK_RATE, 256);
         let limits = Limits {
             memory_bytes: config.limits.memory_bytes,
             cpu_per_callback: config.limits.cpu_per_callback,
@@ -147,7 +169,7 @@ impl Engine {
             media,
             tts,
             sources,
-            http,
+            http: http_client,
             limits,
             calls: DashMap::new(),
             rooms: Rooms::default(),
@@ -160,11 +182,12 @@ impl Engine {
             .map_err(EngineError::Http)?;
         let http_addr = http_listener.local_addr().map_err(EngineError::Http)?;
         let stopped = CancellationToken::new();
-        tokio::spawn(crate::http::serve(
-            http_listener,
-            inner.clone(),
-            stopped.clone(),
-        ));
+        let engine = Engine {
+            inner: inner.clone(),
+            http_addr,
+            stopped: stopped.clone(),
+        };
+        tokio::spawn(crate::http::serve(http_listener, http(&engine), stopped));
 
         let accept = inner.clone();
         tokio::spawn(async move {
@@ -174,11 +197,6 @@ impl Engine {
             }
         });
 
-        let engine = Engine {
-            inner,
-            http_addr,
-            stopped,
-        };
         info!(
             default_app = ?engine.inner.apps.default_app(),
             sip_udp = ?engine.sip_addr(Transport::Udp),
@@ -251,6 +269,43 @@ impl Engine {
     /// Counters since start.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// SIP messages in and out by method and status code.
+    pub fn sip_stats(&self) -> switchboard_sip::SipStats {
+        self.inner.sip.stats()
+    }
+
+    /// True once [`Engine::shutdown`] has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Starts a scenario of application `app_id` from the management API:
+    /// `target` is a rule or scenario name, the instance gets `destination`
+    /// and `custom_data`, its `onStart` runs and may dial out. Returns the
+    /// new instance's id.
+    ///
+    /// Outbound calls (`onStart`, `dial`) come with the scenario API work;
+    /// until then this says so.
+    pub async fn start_scenario(
+        &self,
+        app_id: &str,
+        target: &StartTarget,
+        destination: &str,
+        custom_data: serde_json::Value,
+    ) -> Result<String, EngineError> {
+        if self.inner.shutting_down.load(Ordering::SeqCst) {
+            return Err(EngineError::NotAvailable("shutting down".into()));
+        }
+        let app = self
+            .inner
+            .apps
+            .get(app_id)
+            .ok_or_else(|| EngineError::NotAvailable(format!("no application {app_id}")))?;
+        self.inner
+            .start_outbound(&app, target, destination, custom_data)
+            .await
     }
 
     /// Media counters (RTP packets, loss).

@@ -9,16 +9,26 @@ use rsipstack::transport::{SipAddr, SipConnection};
 use tracing::debug;
 
 use super::source;
+use crate::stats::Counters;
 use crate::wire::{inspect, reject_head, Inspection};
 
 pub(crate) struct Ingress {
     stack: Arc<EndpointInner>,
     server: String,
+    counters: Arc<Counters>,
 }
 
 impl Ingress {
-    pub(crate) fn new(stack: Arc<EndpointInner>, server: String) -> Ingress {
-        Ingress { stack, server }
+    pub(crate) fn new(
+        stack: Arc<EndpointInner>,
+        server: String,
+        counters: Arc<Counters>,
+    ) -> Ingress {
+        Ingress {
+            stack,
+            server,
+            counters,
+        }
     }
 
     /// Handles one datagram (`datagram`) or stream frame from `source`,
@@ -32,15 +42,19 @@ impl Ingress {
     ) -> Option<Vec<u8>> {
         match inspect(raw, datagram, &self.server) {
             Inspection::Message(message) => {
+                self.counters.received(&message);
                 self.deliver(message, connection, source).await;
                 None
             }
             Inspection::Reply(reply) => {
                 debug!(%source, "answering a malformed request statelessly");
+                self.counters.malformed();
+                self.counters.sent_raw_response(&reply);
                 Some(reply)
             }
             Inspection::Ignore(why) => {
                 debug!(%source, why, len = raw.len(), "dropping an unanswerable message");
+                self.counters.malformed();
                 None
             }
         }
@@ -53,7 +67,10 @@ impl Ingress {
         code: u16,
         reason: &'static str,
     ) -> Option<Vec<u8>> {
-        reject_head(head, code, reason, &self.server)
+        self.counters.malformed();
+        let reply = reject_head(head, code, reason, &self.server)?;
+        self.counters.sent_raw_response(&reply);
+        Some(reply)
     }
 
     async fn deliver(&self, message: SipMessage, connection: &SipConnection, source: SocketAddr) {
