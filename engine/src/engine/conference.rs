@@ -187,6 +187,7 @@ impl ConferenceControl for Conference {
                 switchboard_media::ParticipantOptions {
                     muted: opts.muted,
                     deaf: opts.deaf,
+                    ..Default::default()
                 },
             )
             .map_err(|e| ConferenceError::Other(e.to_string()))?;

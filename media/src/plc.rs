@@ -1,0 +1,198 @@
+//! Packet-loss concealment for codecs without their own (G.711), after the
+//! idea of ITU-T G.711 Appendix I: repeat the last pitch period of what was
+//! heard, fading out over 60 ms, and blend back into real audio when it
+//! resumes, so a lost packet is a short sustain instead of a click and a
+//! hole.
+
+/// History kept to find the pitch: 30 ms at 48 kHz at most.
+const HISTORY: usize = 1440;
+/// Pitch periods searched: 2.5 ms (400 Hz) to 15 ms (67 Hz).
+const MIN_PITCH_MS: f32 = 2.5;
+const MAX_PITCH_MS: f32 = 15.0;
+/// Concealment at full level for this long, then a linear fade...
+const SUSTAIN_MS: u32 = 10;
+/// ...to silence this long after the loss began.
+const FADE_END_MS: u32 = 60;
+/// Blend from the concealment back into received audio over this long.
+const BLEND_MS: u32 = 3;
+
+/// Pitch-repeating concealment for one stream at a fixed rate.
+pub(crate) struct PitchRepeater {
+    rate: u32,
+    /// The last `HISTORY` samples heard, oldest first (a sliding window).
+    history: [i16; HISTORY],
+    hist_len: usize,
+    /// Concealment in progress: pitch period and position inside it.
+    period: usize,
+    phase: usize,
+    /// Samples concealed in the current loss.
+    concealed: usize,
+}
+
+impl PitchRepeater {
+    pub(crate) fn new(rate: u32) -> PitchRepeater {
+        PitchRepeater {
+            rate: rate.clamp(8000, 48_000),
+            history: [0; HISTORY],
+            hist_len: 0,
+            period: 0,
+            phase: 0,
+            concealed: 0,
+        }
+    }
+
+    fn ms(&self, ms: f32) -> usize {
+        (ms * self.rate as f32 / 1000.0) as usize
+    }
+
+    /// Real audio arrived: blend it in if a loss was being concealed, then
+    /// remember it.
+    pub(crate) fn received(&mut self, audio: &mut [i16]) {
+        let faded_out = self.concealed >= self.ms(FADE_END_MS as f32);
+        if self.concealed > 0 && self.period > 0 && !faded_out {
+            let blend = self.ms(BLEND_MS as f32).min(audio.len());
+            for (i, s) in audio.iter_mut().take(blend).enumerate() {
+                let synthetic = f32::from(self.next_synthetic());
+                let w = (i + 1) as f32 / (blend + 1) as f32;
+                *s = (synthetic * (1.0 - w) + f32::from(*s) * w) as i16;
+            }
+        }
+        self.concealed = 0;
+        self.period = 0;
+        self.remember(audio);
+    }
+
+    /// Fills `out` for audio that never arrived.
+    pub(crate) fn conceal(&mut self, out: &mut [i16]) {
+        if self.concealed == 0 {
+            self.period = self.find_pitch();
+            self.phase = 0;
+        }
+        if self.period == 0 {
+            out.fill(0);
+            self.concealed += out.len();
+            return;
+        }
+        let sustain = self.ms(SUSTAIN_MS as f32);
+        let end = self.ms(FADE_END_MS as f32).max(sustain + 1);
+        for s in out.iter_mut() {
+            let v = f32::from(self.next_synthetic());
+            let gain = if self.concealed < sustain {
+                1.0
+            } else if self.concealed < end {
+                1.0 - (self.concealed - sustain) as f32 / (end - sustain) as f32
+            } else {
+                0.0
+            };
+            *s = (v * gain) as i16;
+            self.concealed += 1;
+        }
+        // What was concealed is not history: the next loss in a row keeps
+        // repeating the real last period (already faded above).
+    }
+
+    /// The next sample of the repeated period.
+    fn next_synthetic(&mut self) -> i16 {
+        if self.period == 0 || self.hist_len < self.period {
+            return 0;
+        }
+        let start = HISTORY - self.period;
+        let v = self.history[start + self.phase];
+        self.phase = (self.phase + 1) % self.period;
+        v
+    }
+
+    fn remember(&mut self, audio: &[i16]) {
+        let n = audio.len().min(HISTORY);
+        let src = &audio[audio.len() - n..];
+        self.history.copy_within(n.., 0);
+        self.history[HISTORY - n..].copy_from_slice(src);
+        self.hist_len = (self.hist_len + n).min(HISTORY);
+    }
+
+    /// The pitch period of the recent history by normalised
+    /// autocorrelation; 0 if the history is silent or too short. Searched
+    /// on a decimated copy above 8 kHz to bound the cost.
+    fn find_pitch(&self) -> usize {
+        let step = (self.rate / 8000).max(1) as usize;
+        let (min, max) = (self.ms(MIN_PITCH_MS), self.ms(MAX_PITCH_MS));
+        let window = max; // compare the last `max` samples with lagged ones
+        if self.hist_len < window + max {
+            return 0;
+        }
+        let h = &self.history;
+        let tail = HISTORY - window;
+        let energy: f64 = (tail..HISTORY)
+            .step_by(step)
+            .map(|i| f64::from(h[i]).powi(2))
+            .sum();
+        if energy < 1.0e3 * (window / step) as f64 {
+            return 0; // near silence: nothing worth repeating
+        }
+        let mut best = (0usize, f64::MIN);
+        let mut lag = min;
+        while lag <= max {
+            let mut corr = 0.0f64;
+            let mut lagged = 0.0f64;
+            for i in (tail..HISTORY).step_by(step) {
+                let a = f64::from(h[i]);
+                let b = f64::from(h[i - lag]);
+                corr += a * b;
+                lagged += b * b;
+            }
+            let score = corr / (lagged.sqrt() * energy.sqrt() + 1.0);
+            if score > best.1 {
+                best = (lag, score);
+            }
+            lag += step;
+        }
+        best.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{goertzel_power, rms};
+
+    fn sine(freq: f64, n: usize, from: usize) -> Vec<i16> {
+        (0..n)
+            .map(|i| {
+                let t = (from + i) as f64 / 8000.0;
+                (10_000.0 * (std::f64::consts::TAU * freq * t).sin()) as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn repeats_the_pitch_then_fades_out() {
+        let mut plc = PitchRepeater::new(8000);
+        for k in 0..4 {
+            plc.received(&mut sine(250.0, 160, k * 160));
+        }
+        let mut first = [0i16; 80];
+        plc.conceal(&mut first);
+        // 10 ms of sustain keeps the level and the frequency.
+        assert!(rms(&first) > 6000.0, "{}", rms(&first));
+        assert!(goertzel_power(&first, 8000, 250.0) > 1.0e7);
+        let mut later = [0i16; 480];
+        plc.conceal(&mut later);
+        // Concealed samples 80..560: the fade ends at 480 (60 ms).
+        assert!(rms(&later[200..320]) > 100.0, "still fading at 35-50 ms");
+        assert!(rms(&later[400..]) < 10.0, "silent after 60 ms");
+    }
+
+    #[test]
+    fn silence_conceals_as_silence_and_resume_blends() {
+        let mut plc = PitchRepeater::new(8000);
+        plc.received(&mut [0i16; 480]);
+        let mut out = [5i16; 160];
+        plc.conceal(&mut out);
+        assert!(out.iter().all(|&s| s == 0));
+        let mut real = sine(300.0, 160, 0);
+        let before = real.clone();
+        plc.received(&mut real);
+        // Nothing was being repeated: real audio passes untouched.
+        assert_eq!(real, before);
+    }
+}
