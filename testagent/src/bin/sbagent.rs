@@ -122,6 +122,7 @@ fn parse_codec(name: &str) -> Result<Codec, AgentError> {
     match name.trim().to_ascii_lowercase().as_str() {
         "pcmu" | "ulaw" => Ok(Codec::Pcmu),
         "pcma" | "alaw" => Ok(Codec::Pcma),
+        "opus" => Ok(Codec::Opus),
         other => Err(AgentError::InvalidState(format!(
             "unknown codec {other:?} (pcmu, pcma)"
         ))),
