@@ -195,6 +195,11 @@ impl Conference {
         self.mixer.rate()
     }
 
+    /// Participants mixed in the last tick.
+    pub(crate) fn mixed(&self) -> usize {
+        self.mixer.mixed()
+    }
+
     /// Adds the leg in `leg_slot`, or updates its options if it is a member.
     pub(crate) fn add(
         &mut self,

@@ -26,6 +26,8 @@ use std::sync::Arc;
 #[cfg(test)]
 mod alloc_count;
 pub mod analysis;
+#[doc(hidden)]
+pub mod bench;
 mod clip;
 mod codec;
 mod conference;
