@@ -4,8 +4,8 @@
 //! resumes, so a lost packet is a short sustain instead of a click and a
 //! hole.
 
-/// History kept to find the pitch: 30 ms at 48 kHz at most.
-const HISTORY: usize = 1440;
+/// History kept to find the pitch: twice the longest period (30 ms).
+const HISTORY_MS: f32 = 2.0 * MAX_PITCH_MS;
 /// Pitch periods searched: 2.5 ms (400 Hz) to 15 ms (67 Hz).
 const MIN_PITCH_MS: f32 = 2.5;
 const MAX_PITCH_MS: f32 = 15.0;
@@ -19,8 +19,9 @@ const BLEND_MS: u32 = 3;
 /// Pitch-repeating concealment for one stream at a fixed rate.
 pub(crate) struct PitchRepeater {
     rate: u32,
-    /// The last `HISTORY` samples heard, oldest first (a sliding window).
-    history: [i16; HISTORY],
+    /// The last samples heard, oldest first (a sliding window of 30 ms at
+    /// the stream's rate: 240 samples for G.711).
+    history: Box<[i16]>,
     hist_len: usize,
     /// Concealment in progress: pitch period and position inside it.
     period: usize,
@@ -31,9 +32,10 @@ pub(crate) struct PitchRepeater {
 
 impl PitchRepeater {
     pub(crate) fn new(rate: u32) -> PitchRepeater {
+        let rate = rate.clamp(8000, 48_000);
         PitchRepeater {
-            rate: rate.clamp(8000, 48_000),
-            history: [0; HISTORY],
+            rate,
+            history: vec![0; (HISTORY_MS * rate as f32 / 1000.0) as usize].into_boxed_slice(),
             hist_len: 0,
             period: 0,
             phase: 0,
@@ -96,18 +98,19 @@ impl PitchRepeater {
         if self.period == 0 || self.hist_len < self.period {
             return 0;
         }
-        let start = HISTORY - self.period;
+        let start = self.history.len() - self.period;
         let v = self.history[start + self.phase];
         self.phase = (self.phase + 1) % self.period;
         v
     }
 
     fn remember(&mut self, audio: &[i16]) {
-        let n = audio.len().min(HISTORY);
+        let cap = self.history.len();
+        let n = audio.len().min(cap);
         let src = &audio[audio.len() - n..];
         self.history.copy_within(n.., 0);
-        self.history[HISTORY - n..].copy_from_slice(src);
-        self.hist_len = (self.hist_len + n).min(HISTORY);
+        self.history[cap - n..].copy_from_slice(src);
+        self.hist_len = (self.hist_len + n).min(cap);
     }
 
     /// The pitch period of the recent history by normalised
@@ -121,8 +124,12 @@ impl PitchRepeater {
             return 0;
         }
         let h = &self.history;
-        let tail = HISTORY - window;
-        let energy: f64 = (tail..HISTORY)
+        let end = h.len();
+        if end < window + max {
+            return 0;
+        }
+        let tail = end - window;
+        let energy: f64 = (tail..end)
             .step_by(step)
             .map(|i| f64::from(h[i]).powi(2))
             .sum();
@@ -134,7 +141,7 @@ impl PitchRepeater {
         while lag <= max {
             let mut corr = 0.0f64;
             let mut lagged = 0.0f64;
-            for i in (tail..HISTORY).step_by(step) {
+            for i in (tail..end).step_by(step) {
                 let a = f64::from(h[i]);
                 let b = f64::from(h[i - lag]);
                 corr += a * b;

@@ -342,6 +342,28 @@ impl Call {
         }
     }
 
+    /// An in-dialog SIP INFO: a DTMF body (`application/dtmf-relay` or
+    /// `application/dtmf`) becomes a digit through the leg, which drops it
+    /// if the same key press already came as RFC 4733 or in-band tones.
+    pub(crate) fn on_info(&self, content_type: Option<&str>, body: &[u8]) {
+        use switchboard_media::dtmf::info;
+        let Some(content_type) = content_type.filter(|c| info::is_dtmf_content_type(c)) else {
+            return;
+        };
+        match info::parse_info(content_type, body) {
+            Ok(d) => match self.leg.get() {
+                Some(leg) => {
+                    let source = switchboard_media::DtmfSource::SipInfo;
+                    if let Err(e) = leg.inject_dtmf(d.digit, source, d.duration_ms) {
+                        debug!(call = %self.info.id, error = %e, "INFO digit dropped");
+                    }
+                }
+                None => debug!(call = %self.info.id, "INFO digit before the call has media"),
+            },
+            Err(e) => debug!(call = %self.info.id, error = %e, "unreadable DTMF INFO"),
+        }
+    }
+
     /// Forwards the leg's DTMF to the call's events until the leg closes.
     fn pump_leg_events(&self, mut events: LegEvents) {
         let Some(call) = self.me.upgrade() else {

@@ -171,9 +171,15 @@ impl EngineInner {
             let watched = call.clone();
             tokio::spawn(async move {
                 while let Some(event) = events.recv().await {
-                    if let switchboard_sip::CallEvent::Ended(reason) = event {
-                        watched.mark_ended(&reason);
-                        return;
+                    match event {
+                        switchboard_sip::CallEvent::Ended(reason) => {
+                            watched.mark_ended(&reason);
+                            return;
+                        }
+                        switchboard_sip::CallEvent::Info { content_type, body } => {
+                            watched.on_info(content_type.as_deref(), &body)
+                        }
+                        _ => {}
                     }
                 }
                 watched.mark_ended(&switchboard_sip::EndReason::Shutdown);

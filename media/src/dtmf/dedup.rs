@@ -8,7 +8,7 @@
 use crate::{DtmfDigit, DtmfSource};
 
 /// Presses of the same key from two transports starting this close are one.
-pub const MATCH_WINDOW_MS: u64 = 800;
+pub const MATCH_WINDOW_MS: u64 = 500;
 /// Recent presses remembered.
 const RECENT: usize = 16;
 

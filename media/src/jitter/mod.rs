@@ -167,29 +167,32 @@ impl Frame {
     }
 }
 
+/// What the buffer knows of one stored packet. The payloads live apart
+/// (`JitterBuffer::data`) so scanning the slots touches a few cache lines,
+/// not 32 payloads: with a thousand legs per tick that matters.
+#[derive(Clone, Copy)]
 struct Slot {
     used: bool,
+    len: u16,
+    samples: u32,
     ext_seq: u64,
     ext_ts: u64,
-    samples: u32,
-    len: u16,
-    data: [u8; MAX_PAYLOAD],
 }
 
 const EMPTY_SLOT: Slot = Slot {
     used: false,
+    len: 0,
+    samples: 0,
     ext_seq: 0,
     ext_ts: 0,
-    samples: 0,
-    len: 0,
-    data: [0; MAX_PAYLOAD],
 };
 
 /// A fixed-depth jitter buffer for one RTP stream (allocates only when
 /// created).
 pub struct JitterBuffer {
     config: JitterConfig,
-    slots: Box<[Slot; SLOTS]>,
+    slots: [Slot; SLOTS],
+    data: Box<[[u8; MAX_PAYLOAD]; SLOTS]>,
     ssrc: Option<u32>,
     seq: SeqExtender,
     ts: TimestampExtender,
@@ -263,7 +266,8 @@ impl JitterBuffer {
     pub fn new(config: JitterConfig) -> JitterBuffer {
         JitterBuffer {
             config,
-            slots: Box::new([EMPTY_SLOT; SLOTS]),
+            slots: [EMPTY_SLOT; SLOTS],
+            data: Box::new([[0; MAX_PAYLOAD]; SLOTS]),
             ssrc: None,
             seq: SeqExtender::default(),
             ts: TimestampExtender::default(),
@@ -383,7 +387,8 @@ impl JitterBuffer {
         };
         debug_assert!(ext_ts + samples > play);
 
-        let slot = &mut self.slots[(ext_seq % SLOTS as u64) as usize];
+        let index = (ext_seq % SLOTS as u64) as usize;
+        let slot = &mut self.slots[index];
         if slot.used {
             if slot.ext_seq > ext_seq {
                 // A newer packet owns the slot: this one is hopelessly old.
@@ -398,7 +403,7 @@ impl JitterBuffer {
         slot.ext_ts = ext_ts;
         slot.samples = samples as u32;
         slot.len = payload.len() as u16;
-        slot.data[..payload.len()].copy_from_slice(payload);
+        self.data[index][..payload.len()].copy_from_slice(payload);
         self.stats.accepted += 1;
         Insert::Accepted
     }
@@ -531,7 +536,7 @@ impl JitterBuffer {
                 let gap = (slot.ext_ts - play) as usize;
                 let follows_carry = carry_end == play && self.carry_len > 0;
                 if follows_carry && gap <= MAX_DECODED && gap <= slot.samples as usize {
-                    let payload = &slot.data[..usize::from(slot.len)];
+                    let payload = &self.data[i][..usize::from(slot.len)];
                     if decoder.recover(payload, &mut self.carry[..gap]) {
                         self.stats.recovered += 1;
                         self.carry_ts = play;
@@ -546,7 +551,7 @@ impl JitterBuffer {
                 play += n as u64;
             } else {
                 slot.used = false;
-                let n = decoder.decode(&slot.data[..usize::from(slot.len)], &mut self.carry[..]);
+                let n = decoder.decode(&self.data[i][..usize::from(slot.len)], &mut self.carry[..]);
                 self.carry_len = n;
                 self.carry_ts = slot.ext_ts;
                 if n == 0 {
