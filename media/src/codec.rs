@@ -84,7 +84,7 @@ impl PayloadDecoder for LegDecoder {
             LegDecoder::Opus(d) => {
                 // FEC data describes the frame right before `next`, so the
                 // request must be a whole number of 2.5 ms granules.
-                if out.is_empty() || out.len() % OPUS_GRANULE != 0 {
+                if out.is_empty() || !out.len().is_multiple_of(OPUS_GRANULE) {
                     return false;
                 }
                 matches!(d.decoder.decode(next, out, true), Ok(n) if n == out.len())

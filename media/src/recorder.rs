@@ -84,7 +84,6 @@ pub(crate) struct RecordSink {
     stereo: bool,
     rate: u32,
     gap: u32,
-    scratch: Box<Chunk>,
 }
 
 impl std::fmt::Debug for RecordSink {
@@ -154,11 +153,6 @@ impl RecordSink {
             stereo,
             rate,
             gap: 0,
-            scratch: Box::new(Chunk {
-                gap: 0,
-                len: 0,
-                samples: [0; 2 * MAX_FRAME],
-            }),
         };
         (sink, Recording { shared, done })
     }
@@ -187,26 +181,24 @@ impl RecordSink {
     /// Queues one frame: `left` alone (mono), or `left` and `right`
     /// interleaved (stereo; `right` missing is silence). Never blocks.
     pub(crate) fn push(&mut self, left: &[i16], right: Option<&[i16]>) {
-        let chunk = &mut *self.scratch;
         let n = left.len().min(MAX_FRAME);
+        // Built on the stack, moved into the queue's preallocated slot.
+        let mut chunk = Chunk {
+            gap: self.gap,
+            len: 0,
+            samples: [0; 2 * MAX_FRAME],
+        };
         if self.stereo {
-            for i in 0..n {
-                chunk.samples[2 * i] = left[i];
-                chunk.samples[2 * i + 1] = right.and_then(|r| r.get(i).copied()).unwrap_or(0);
+            for (i, (pair, &l)) in chunk.samples.chunks_exact_mut(2).zip(&left[..n]).enumerate() {
+                pair[0] = l;
+                pair[1] = right.and_then(|r| r.get(i).copied()).unwrap_or(0);
             }
             chunk.len = 2 * n;
         } else {
             chunk.samples[..n].copy_from_slice(&left[..n]);
             chunk.len = n;
         }
-        chunk.gap = self.gap;
-        // The scratch is copied into the queue's preallocated slot.
-        let copy = Chunk {
-            gap: chunk.gap,
-            len: chunk.len,
-            samples: chunk.samples,
-        };
-        match self.tx.try_send(copy) {
+        match self.tx.try_send(chunk) {
             Ok(()) => self.gap = 0,
             Err(TrySendError::Full(_)) => {
                 self.gap += 1;

@@ -63,7 +63,7 @@ fn codec_of(args: &Args, i: usize) -> Result<LoadCodec, String> {
     match args.codec.as_str() {
         "pcmu" => Ok(LoadCodec::Pcmu),
         "opus" => Ok(LoadCodec::Opus),
-        "mixed" if i % 2 == 0 => Ok(LoadCodec::Pcmu),
+        "mixed" if i.is_multiple_of(2) => Ok(LoadCodec::Pcmu),
         "mixed" => Ok(LoadCodec::Opus),
         other => Err(format!("unknown codec {other:?} (pcmu, opus, mixed)")),
     }
