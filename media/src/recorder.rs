@@ -189,7 +189,12 @@ impl RecordSink {
             samples: [0; 2 * MAX_FRAME],
         };
         if self.stereo {
-            for (i, (pair, &l)) in chunk.samples.chunks_exact_mut(2).zip(&left[..n]).enumerate() {
+            for (i, (pair, &l)) in chunk
+                .samples
+                .chunks_exact_mut(2)
+                .zip(&left[..n])
+                .enumerate()
+            {
                 pair[0] = l;
                 pair[1] = right.and_then(|r| r.get(i).copied()).unwrap_or(0);
             }
