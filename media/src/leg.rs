@@ -241,6 +241,9 @@ pub(crate) struct Leg {
     rx_level: Option<f32>,
     /// A DTMF tone (in-band or RFC 4733) is being received.
     dtmf_active: bool,
+    /// The peer signalled silence with comfort noise at this level (-dBov).
+    comfort_noise: Option<u8>,
+    noise: crate::plc::NoiseGenerator,
 
     pub(crate) conference: Option<ConfLink>,
     heard: Heard,
@@ -298,6 +301,8 @@ impl Leg {
             rx: Box::new([0; MAX_FRAME]),
             rx_level: None,
             dtmf_active: false,
+            comfort_noise: None,
+            noise: crate::plc::NoiseGenerator::new(rand::random()),
             conference: None,
             heard: Heard::Nothing,
             private: Box::new([0; MAX_FRAME]),
@@ -429,6 +434,7 @@ impl Leg {
         }
         let h = pkt.header;
         if h.payload_type == self.payload_type {
+            self.comfort_noise = None;
             let r = self.jitter.insert_at(
                 h.ssrc,
                 h.sequence,
@@ -454,6 +460,10 @@ impl Leg {
             }
         } else if h.payload_type == COMFORT_NOISE_PT {
             self.jitter.note_non_audio(h.ssrc, h.sequence);
+            // RFC 3389: the peer stops sending audio; its first byte is the
+            // background level in -dBov. Until audio resumes we play that
+            // noise instead of digital silence.
+            self.comfort_noise = pkt.payload.first().map(|&l| l & 0x7f);
         } else {
             self.counters.discarded += 1;
         }
@@ -482,13 +492,24 @@ impl Leg {
     pub(crate) fn pull_audio(&mut self, now_ms: u64) {
         let n = self.frame_len;
         let frame = self.jitter.pop(&mut self.decoder, &mut self.rx[..n]);
+        // The peer's comfort noise stands in for its silence (it is heard
+        // like its background would be, at the level it signalled).
+        let comfort = match (frame.has_audio(), self.comfort_noise) {
+            (false, Some(level)) => {
+                self.noise.fill(&mut self.rx[..n], level);
+                true
+            }
+            _ => false,
+        };
         let mut inband_tone = false;
         self.rx_level = None;
-        if frame.has_audio() {
+        if frame.has_audio() || comfort {
             let level = level_dbfs(mean_square(&self.rx[..n]));
             if level > SILENCE_DBFS {
                 self.rx_level = Some(level);
             }
+        }
+        if frame.has_audio() {
             let mut got = None;
             inband_tone = self.inband.process(&self.rx[..n], |d| got = Some(d));
             if let Some(d) = got {

@@ -157,6 +157,32 @@ impl PitchRepeater {
     }
 }
 
+/// White noise at a level given in -dBov (RFC 3389 comfort noise).
+#[derive(Debug, Clone)]
+pub(crate) struct NoiseGenerator {
+    state: u32,
+}
+
+impl NoiseGenerator {
+    pub(crate) fn new(seed: u32) -> NoiseGenerator {
+        NoiseGenerator { state: seed | 1 }
+    }
+
+    /// Fills `out` with noise whose RMS is `level` dB below full scale.
+    pub(crate) fn fill(&mut self, out: &mut [i16], level: u8) {
+        // Uniform noise in [-a, a] has an RMS of a / sqrt(3).
+        let rms = 32767.0 * 10f32.powf(-f32::from(level) / 20.0);
+        let a = (rms * 3f32.sqrt()).min(32767.0);
+        for s in out.iter_mut() {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 17;
+            self.state ^= self.state << 5;
+            let u = self.state as f32 / u32::MAX as f32; // 0..1
+            *s = ((u * 2.0 - 1.0) * a) as i16;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +213,15 @@ mod tests {
         // Concealed samples 80..560: the fade ends at 480 (60 ms).
         assert!(rms(&later[200..320]) > 100.0, "still fading at 35-50 ms");
         assert!(rms(&later[400..]) < 10.0, "silent after 60 ms");
+    }
+
+    #[test]
+    fn comfort_noise_has_its_level() {
+        let mut n = NoiseGenerator::new(5);
+        let mut out = [0i16; 1600];
+        n.fill(&mut out, 40);
+        let level = 20.0 * (rms(&out) / 32767.0).log10();
+        assert!((level + 40.0).abs() < 1.0, "{level} dB");
     }
 
     #[test]

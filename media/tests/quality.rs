@@ -468,3 +468,39 @@ async fn listeners_share_one_encode_per_codec() {
     assert!(shared >= 19.0, "{shared:.2} shared sends per tick");
     engine.shutdown();
 }
+
+/// A peer that signals silence with RFC 3389 comfort noise is heard as
+/// background noise at the level it gave, not as digital silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comfort_noise_stands_in_for_a_silent_peer() {
+    use switchboard_media::rtp::RtpHeader;
+    let engine = engine(33_000..=33_099, 1);
+    let conf = engine.create_conference("cn");
+    let quiet = Caller::new(None);
+    let listener = Caller::new(None);
+    let (leg, _) = join(&engine, &conf, &quiet, ParticipantOptions::default());
+    let (_l, _) = join(&engine, &conf, &listener, ParticipantOptions::default());
+    // One SID packet: background at -30 dBov.
+    let mut sid = [0u8; 13];
+    RtpHeader {
+        marker: true,
+        payload_type: 13,
+        sequence: 1,
+        timestamp: 160,
+        ssrc: 0x77,
+    }
+    .write(&mut sid);
+    sid[12] = 30;
+    quiet.send_raw(leg.local_addr(), &sid);
+    eventually("the listener hears the background", TIMEOUT, || {
+        let level = rms(&listener.recent_audio(400));
+        // -30 dB of full scale is an RMS of about 1036.
+        if (600.0..1600.0).contains(&level) {
+            Ok(())
+        } else {
+            Err(format!("rms {level:.0}"))
+        }
+    })
+    .await;
+    engine.shutdown();
+}
