@@ -146,7 +146,9 @@ impl LegShared {
 
     /// Whether commands arrived since the last call.
     pub(crate) fn take_pending(&self) -> bool {
-        self.pending.swap(false, Ordering::AcqRel)
+        // A plain load first: checking a thousand idle mailboxes per tick
+        // must not take each cache line exclusive with a swap.
+        self.pending.load(Ordering::Acquire) && self.pending.swap(false, Ordering::AcqRel)
     }
 
     /// Makes the owning worker look at the mailbox on its next tick.

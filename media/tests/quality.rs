@@ -254,16 +254,25 @@ async fn talking_events_follow_the_voice_without_flapping() {
     let other = Caller::new(None);
     let (leg, _) = join(&engine, &conf, &talker, ParticipantOptions::default());
     let (_o, _) = join(&engine, &conf, &other, ParticipantOptions::default());
-    // Speech-like: bursts of 200 ms with 100 ms pauses, for 2 s.
-    for _ in 0..7 {
-        talker.set_tone(Some(300.0));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        talker.set_tone(None);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let first = within("talking", events.recv()).await;
+    // Speech-like: bursts of 200 ms with 100 ms pauses, for 2 s. The state
+    // is checked while the phrase goes on (a busy machine may deliver the
+    // events late, so the phrase is not over-run before reading them).
+    let phrase = async {
+        for _ in 0..7 {
+            talker.set_tone(Some(300.0));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            talker.set_tone(None);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let first = async {
+        let first = within("talking", events.recv()).await;
+        // Still mid-phrase: the state agrees with the event.
+        (first, conf.talking(leg.id()))
+    };
+    let (_, (first, talking_mid_phrase)) = tokio::join!(phrase, first);
     assert_eq!(first, Some(ConferenceEvent::Talking(leg.id())));
-    assert!(conf.talking(leg.id()));
+    assert!(talking_mid_phrase, "talking while the phrase goes on");
     let second = within("silent", events.recv()).await;
     assert_eq!(second, Some(ConferenceEvent::Silent(leg.id())));
     assert!(!conf.talking(leg.id()));

@@ -432,6 +432,11 @@ impl JitterBuffer {
             Step::Compress(k) => n + k,
             Step::Keep | Step::Expand(_) => n,
         };
+        if step == Step::Keep && self.fifo_len == 0 {
+            // The common case: straight into `out`, no fifo.
+            let received = self.take(decoder, play, out);
+            return self.classify(received, n);
+        }
         let received = if self.fifo_len < want {
             let (from, to) = (self.fifo_len, want);
             // Lend the fifo out so `take` can borrow the rest of `self`.
@@ -462,8 +467,11 @@ impl JitterBuffer {
         let consumed = consumed.min(self.fifo_len);
         self.fifo.copy_within(consumed..self.fifo_len, 0);
         self.fifo_len -= consumed;
-        let received = received.min(n);
-        if received == n {
+        self.classify(received.min(n), n)
+    }
+
+    fn classify(&mut self, received: usize, n: usize) -> Frame {
+        if received >= n {
             Frame::Audio
         } else if received > 0 {
             Frame::Partial
@@ -549,6 +557,22 @@ impl JitterBuffer {
                 self.stats.concealed += n as u64;
                 pos += n;
                 play += n as u64;
+            } else if slot.ext_ts == play && slot.samples as usize == rest {
+                // Exactly the rest of the request: decode in place.
+                slot.used = false;
+                let n = decoder.decode(&self.data[i][..usize::from(slot.len)], &mut out[pos..]);
+                if n == rest {
+                    self.carry_len = 0;
+                    pos += n;
+                    play += n as u64;
+                    received += n;
+                } else {
+                    // Undecodable: conceal it like a gap.
+                    decoder.conceal(&mut out[pos..]);
+                    self.stats.concealed += rest as u64;
+                    pos += rest;
+                    play += rest as u64;
+                }
             } else {
                 slot.used = false;
                 let n = decoder.decode(&self.data[i][..usize::from(slot.len)], &mut self.carry[..]);
