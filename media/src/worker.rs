@@ -200,7 +200,7 @@ impl Worker {
     fn publish_stats(&mut self) {
         // Legs publish every few ticks (cheap for readers, and a thousand
         // legs' atomics per tick add up); the worker's clock every tick.
-        if self.tick_stats.ticks % PUBLISH_EVERY == 0 || self.stopping {
+        if self.tick_stats.ticks.is_multiple_of(PUBLISH_EVERY) || self.stopping {
             for leg in self.legs.iter_mut().flatten() {
                 leg.publish_stats(&mut self.traffic);
             }
