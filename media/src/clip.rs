@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
-use crate::{AudioClip, MediaError, CLOCK_RATE};
+use crate::{AudioClip, MediaError};
 
 impl AudioClip {
     /// A clip from samples at `rate` Hz.
@@ -119,16 +119,28 @@ impl AudioClip {
         self.samples.len() as u64 * 1000 / u64::from(self.rate)
     }
 
-    /// The clip at the internal [`CLOCK_RATE`]. A clip that cannot be
-    /// resampled (zero rate) plays as nothing.
-    pub(crate) fn at_clock_rate(self) -> AudioClip {
-        match self.resampled(CLOCK_RATE) {
+    /// The clip at `rate` (resampled on the calling thread if needed). A
+    /// clip that cannot be resampled plays as nothing.
+    pub(crate) fn at_rate(self, rate: u32) -> AudioClip {
+        match self.resampled(rate) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("unplayable clip: {e}");
-                AudioClip::new(CLOCK_RATE, Vec::new())
+                AudioClip::new(rate, Vec::new())
             }
         }
+    }
+
+    /// The clip at the nearest rate a conference can play frame by frame
+    /// (8, 16 or 48 kHz, never below its own): the tick converts it to the
+    /// room's rate, which may change while it plays.
+    pub(crate) fn at_player_rate(self) -> AudioClip {
+        let rate = match self.rate {
+            0..=8000 => 8000,
+            8001..=16_000 => 16_000,
+            _ => 48_000,
+        };
+        self.at_rate(rate)
     }
 }
 
@@ -290,7 +302,7 @@ mod tests {
             .unwrap();
         assert_eq!(short.samples.len(), 5);
         assert!(AudioClip::new(0, vec![1])
-            .at_clock_rate()
+            .at_rate(crate::CLOCK_RATE)
             .samples
             .is_empty());
     }

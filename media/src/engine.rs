@@ -10,15 +10,16 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::conference::ConfShared;
-use crate::dtmf::digit_to_event;
+use crate::dtmf::{digit_to_event, event_to_digit};
 use crate::leg::{Leg, LegCommand, LegShared};
 use crate::player::{Completion, Playback};
 use crate::ports::{PortAllocator, RtpSocket};
+use crate::recorder::{RecordSink, Recording};
 use crate::stats::{LegStats, MediaStats};
 use crate::worker::{Peer, Worker, WorkerCommand, WorkerShared};
 use crate::{
-    AudioClip, LegEvent, LegId, LegParams, MediaConfig, MediaError, ParticipantOptions,
-    PlayOptions, PlayOutcome,
+    AudioClip, ConferenceEvent, DtmfDigit, DtmfSource, LegEvent, LegId, LegParams, MediaConfig,
+    MediaError, ParticipantOptions, PlayOptions, PlayOutcome, RecordOptions,
 };
 
 /// The media engine: worker threads, the RTP port pool, legs and conferences.
@@ -111,9 +112,14 @@ impl MediaEngine {
         let local = socket.local_addr();
         socket.socket.set_nonblocking(true)?;
         let id = LegId(self.inner.next_leg.fetch_add(1, Ordering::Relaxed));
-        let shared = Arc::new(LegShared::new(id, params.label.clone(), local));
+        let shared = Arc::new(LegShared::new(
+            id,
+            params.label.clone(),
+            local,
+            params.codec,
+        ));
         let (events_tx, events_rx) = unbounded_channel();
-        let leg = Box::new(Leg::new(shared.clone(), socket.socket, &params, events_tx));
+        let leg = Box::new(Leg::new(shared.clone(), socket.socket, &params, events_tx)?);
         let worker = self.inner.least_loaded();
         let peer = &self.inner.peers[worker];
         peer.shared.legs.fetch_add(1, Ordering::Relaxed);
@@ -269,15 +275,20 @@ impl LegHandle {
         self.shared.stats.load()
     }
 
-    /// Plays `clip` to this leg's caller (resampled to [`crate::CLOCK_RATE`]
-    /// if needed, on the calling thread). Replaces (interrupts) what the leg
+    /// The leg's codec.
+    pub fn codec(&self) -> crate::Codec {
+        self.shared.codec
+    }
+
+    /// Plays `clip` to this leg's caller (resampled to the leg's rate if
+    /// needed, on the calling thread). Replaces (interrupts) what the leg
     /// was playing. While the leg is in a conference the clip is mixed on top
     /// of what it hears there.
     pub fn play(&self, clip: AudioClip, opts: PlayOptions) -> Playback {
         if self.shared.is_closed() {
             return Playback::resolved(PlayOutcome::Closed);
         }
-        let clip = clip.at_clock_rate();
+        let clip = clip.at_rate(self.shared.codec.clock_rate());
         let (done, playback) = Completion::new();
         // Refused (closed meanwhile): the dropped completion resolves Closed.
         let _ = self.shared.push(LegCommand::Play {
@@ -313,6 +324,48 @@ impl LegHandle {
             .push(LegCommand::SendDtmf { events, done })
             .map_err(|_| MediaError::LegClosed(self.shared.id))?;
         Ok(playback)
+    }
+
+    /// Records this leg into a WAV file at `path` (created now) at the
+    /// leg's rate: mono mixes the caller with what it hears, stereo puts
+    /// the caller left and what it hears right. Ends with
+    /// [`Recording::stop`] or when the leg closes.
+    pub fn record(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        opts: RecordOptions,
+    ) -> Result<Recording, MediaError> {
+        if self.shared.is_closed() {
+            return Err(MediaError::LegClosed(self.shared.id));
+        }
+        let (sink, recording) =
+            RecordSink::create(path.as_ref(), self.shared.codec.clock_rate(), opts.stereo)?;
+        self.shared
+            .push(LegCommand::Record(sink))
+            .map_err(|_| MediaError::LegClosed(self.shared.id))?;
+        Ok(recording)
+    }
+
+    /// Reports a digit that arrived outside RTP (from a SIP INFO, see
+    /// [`crate::dtmf::info::parse_info`]) through the leg's events, unless
+    /// the same key press already arrived over another transport (RFC 4733
+    /// or in-band), in which case it is dropped.
+    pub fn inject_dtmf(
+        &self,
+        digit: char,
+        source: DtmfSource,
+        duration_ms: u32,
+    ) -> Result<(), MediaError> {
+        let digit = digit_to_event(digit)
+            .and_then(event_to_digit)
+            .ok_or_else(|| MediaError::InvalidDtmf(format!("{digit:?}")))?;
+        self.shared
+            .push(LegCommand::InjectDtmf(DtmfDigit {
+                digit,
+                source,
+                duration_ms,
+            }))
+            .map_err(|_| MediaError::LegClosed(self.shared.id))
     }
 
     /// Stops the leg, leaves any conference and frees its port. Idempotent.
@@ -395,13 +448,55 @@ impl ConferenceHandle {
         });
     }
 
+    /// The rate the room mixes at now (the highest of its members').
+    pub fn rate(&self) -> u32 {
+        self.shared.rate()
+    }
+
+    /// Whether participant `leg` is talking now (cheap: no round trip).
+    pub fn talking(&self, leg: LegId) -> bool {
+        self.shared.is_talking(leg)
+    }
+
+    /// The conference's events (talking, silent). There is one stream per
+    /// conference: the first call takes it, later ones get `None`.
+    pub fn take_events(&self) -> Option<ConferenceEvents> {
+        self.shared.take_events().map(|rx| ConferenceEvents { rx })
+    }
+
+    /// Records the mix (what a listener who is not talking hears) into a
+    /// mono WAV file at `path` (created now), at the room's rate when
+    /// recording starts; with `opts.tracks`, also each participant (what it
+    /// says, at its leg's rate) into `<stem>-leg-N.wav`. Ends with
+    /// [`Recording::stop`] or when the conference closes.
+    pub fn record(
+        &self,
+        path: impl AsRef<std::path::Path>,
+        opts: RecordOptions,
+    ) -> Result<Recording, MediaError> {
+        if self.shared.is_closed() {
+            return Err(MediaError::ConferenceClosed(self.shared.name.clone()));
+        }
+        let path = path.as_ref().to_path_buf();
+        let (sink, recording) = RecordSink::create(&path, self.shared.rate(), false)?;
+        self.tx
+            .send(WorkerCommand::RecordConference {
+                id: self.shared.id,
+                sink,
+                tracks: opts.tracks,
+                path,
+            })
+            .map_err(|_| MediaError::ShutDown)?;
+        Ok(recording)
+    }
+
     /// Plays `clip` into the mix: every participant hears it (except deaf
     /// ones). Replaces what the conference was playing.
     pub fn play(&self, clip: AudioClip, opts: PlayOptions) -> Playback {
         if self.shared.is_closed() {
             return Playback::resolved(PlayOutcome::Closed);
         }
-        let clip = clip.at_clock_rate();
+        let clip = clip.at_player_rate();
         let (done, playback) = Completion::new();
         // If the worker is gone the dropped completion resolves Closed.
         let _ = self.tx.send(WorkerCommand::PlayConference {
@@ -424,5 +519,23 @@ impl ConferenceHandle {
     pub fn close(&self) {
         self.shared.mark_closed();
         let _ = self.tx.send(WorkerCommand::CloseConference(self.shared.id));
+    }
+}
+
+/// Talking and silent events of one conference, in order. Ends (`None`)
+/// after the conference closes.
+#[derive(Debug)]
+pub struct ConferenceEvents {
+    rx: UnboundedReceiver<ConferenceEvent>,
+}
+
+impl ConferenceEvents {
+    pub async fn recv(&mut self) -> Option<ConferenceEvent> {
+        self.rx.recv().await
+    }
+
+    /// An event if one is waiting, without blocking.
+    pub fn try_recv(&mut self) -> Option<ConferenceEvent> {
+        self.rx.try_recv().ok()
     }
 }

@@ -9,10 +9,11 @@ use audio_codec_algorithms::{decode_alaw, decode_ulaw, encode_alaw, encode_ulaw}
 use crate::Codec;
 
 /// Encodes `pcm` into `out` (one byte per sample). Returns the bytes written:
-/// `min(pcm.len(), out.len())`.
+/// `min(pcm.len(), out.len())`, or 0 for a codec that is not G.711.
 pub fn encode(codec: Codec, pcm: &[i16], out: &mut [u8]) -> usize {
     let n = pcm.len().min(out.len());
     match codec {
+        Codec::Opus => return 0,
         Codec::Pcmu => {
             for (o, &s) in out[..n].iter_mut().zip(&pcm[..n]) {
                 *o = encode_ulaw(s);
@@ -28,10 +29,11 @@ pub fn encode(codec: Codec, pcm: &[i16], out: &mut [u8]) -> usize {
 }
 
 /// Decodes `data` into `out`. Returns the samples written:
-/// `min(data.len(), out.len())`.
+/// `min(data.len(), out.len())`, or 0 for a codec that is not G.711.
 pub fn decode(codec: Codec, data: &[u8], out: &mut [i16]) -> usize {
     let n = data.len().min(out.len());
     match codec {
+        Codec::Opus => return 0,
         Codec::Pcmu => {
             for (o, &b) in out[..n].iter_mut().zip(&data[..n]) {
                 *o = decode_ulaw(b);
@@ -46,11 +48,12 @@ pub fn decode(codec: Codec, data: &[u8], out: &mut [i16]) -> usize {
     n
 }
 
-/// The code word of digital silence (linear 0) for `codec`.
+/// The code word of digital silence (linear 0) for `codec` (µ-law's for a
+/// codec that is not G.711).
 pub fn silence_byte(codec: Codec) -> u8 {
     match codec {
-        Codec::Pcmu => encode_ulaw(0),
         Codec::Pcma => encode_alaw(0),
+        Codec::Pcmu | Codec::Opus => encode_ulaw(0),
     }
 }
 

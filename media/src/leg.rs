@@ -3,28 +3,34 @@
 //! tick. Plus the part shared with the control plane: the leg's mailbox.
 
 use std::collections::VecDeque;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::codec::{LegDecoder, LegEncoder};
 use crate::conference::ConfShared;
+use crate::dtmf::dedup::DtmfDedup;
+use crate::dtmf::inband::InbandDetector;
 use crate::dtmf::{DigitSender, DigitStep, DtmfReceiver, TelephoneEvent};
-use crate::jitter::{JitterBuffer, JitterConfig, PayloadDecoder};
-use crate::mixer::{Pcm, SILENCE};
+use crate::jitter::{JitterBuffer, JitterConfig};
 use crate::player::{Completion, Player, PlayerSlot};
+use crate::recorder::RecordSink;
 use crate::rtp::{RtpHeader, RtpPacket, HEADER_LEN};
 use crate::stats::{AtomicLegStats, LegStats};
+use crate::udp::RecvBatch;
+use crate::vad::{level_dbfs, mean_square};
 use crate::{
-    g711, AudioClip, Codec, LegEvent, LegId, LegParams, ParticipantOptions, PlayOutcome,
-    FRAME_SAMPLES,
+    AudioClip, Codec, DtmfDigit, LegEvent, LegId, LegParams, MediaError, ParticipantOptions,
+    PlayOutcome, MAX_FRAME,
 };
 
 /// Datagrams read from one socket per tick at most (a flood cannot starve
 /// the other legs).
 const MAX_RX_PER_TICK: usize = 32;
+/// Frames below this level (dBFS) count as silence for talking detection.
+const SILENCE_DBFS: f32 = -90.0;
 /// How long the latched source must be silent before another source may
 /// take over (symmetric RTP re-latching).
 const RELATCH_MS: u64 = 500;
@@ -53,6 +59,10 @@ pub(crate) enum LegCommand {
     Leave {
         conf: u64,
     },
+    /// Starts a recording of this leg.
+    Record(RecordSink),
+    /// A digit that arrived outside RTP (SIP INFO).
+    InjectDtmf(DtmfDigit),
     Close,
 }
 
@@ -76,6 +86,7 @@ pub(crate) struct LegShared {
     pub(crate) id: LegId,
     pub(crate) label: String,
     pub(crate) local_addr: SocketAddr,
+    pub(crate) codec: Codec,
     pub(crate) stats: AtomicLegStats,
     mailbox: Mutex<Mailbox>,
     /// Commands are waiting (checked every tick without locking).
@@ -90,11 +101,12 @@ struct Mailbox {
 }
 
 impl LegShared {
-    pub(crate) fn new(id: LegId, label: String, local_addr: SocketAddr) -> LegShared {
+    pub(crate) fn new(id: LegId, label: String, local_addr: SocketAddr, codec: Codec) -> LegShared {
         LegShared {
             id,
             label,
             local_addr,
+            codec,
             stats: AtomicLegStats::default(),
             mailbox: Mutex::new(Mailbox {
                 queue: VecDeque::new(),
@@ -134,7 +146,9 @@ impl LegShared {
 
     /// Whether commands arrived since the last call.
     pub(crate) fn take_pending(&self) -> bool {
-        self.pending.swap(false, Ordering::AcqRel)
+        // A plain load first: checking a thousand idle mailboxes per tick
+        // must not take each cache line exclusive with a swap.
+        self.pending.load(Ordering::Acquire) && self.pending.swap(false, Ordering::AcqRel)
     }
 
     /// Makes the owning worker look at the mailbox on its next tick.
@@ -162,21 +176,11 @@ impl LegShared {
                 LegCommand::StopMedia
                 | LegCommand::Join { .. }
                 | LegCommand::Leave { .. }
+                | LegCommand::Record(_)
+                | LegCommand::InjectDtmf(_)
                 | LegCommand::Close => {}
             }
         }
-    }
-}
-
-/// G.711 for the jitter buffer.
-struct G711Decoder(Codec);
-
-impl PayloadDecoder for G711Decoder {
-    fn samples(&self, payload: &[u8]) -> usize {
-        payload.len()
-    }
-    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize {
-        g711::decode(self.0, payload, out)
     }
 }
 
@@ -186,6 +190,17 @@ struct DtmfJob {
     next: usize,
     sending: Option<DigitSender>,
     done: Completion,
+}
+
+/// What a leg hears this tick, as its conference decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heard {
+    /// Not in a conference, or deaf: silence (plus its own player).
+    Nothing,
+    /// Its private N-1 mix, in [`Leg::private_frame`].
+    Private,
+    /// The shared mix of this output group of its conference.
+    Shared(usize),
 }
 
 /// Where a leg sits in a conference on its worker.
@@ -200,6 +215,9 @@ pub(crate) struct Leg {
     pub(crate) shared: Arc<LegShared>,
     socket: UdpSocket,
     codec: Codec,
+    /// The codec's rate: what the leg decodes, plays and encodes at.
+    rate: u32,
+    frame_len: usize,
     payload_type: u8,
     dtmf_payload_type: Option<u8>,
 
@@ -207,6 +225,7 @@ pub(crate) struct Leg {
     remote: SocketAddr,
     latched: Option<SocketAddr>,
     latched_rx_ms: u64,
+    now_ms: u64,
 
     ssrc: u32,
     seq: u16,
@@ -214,22 +233,41 @@ pub(crate) struct Leg {
     sent_any: bool,
 
     jitter: JitterBuffer,
-    decoder: G711Decoder,
+    decoder: LegDecoder,
+    encoder: LegEncoder,
     dtmf_rx: DtmfReceiver,
+    inband: InbandDetector,
+    dedup: DtmfDedup,
     /// What the caller said this tick (decoded, after the jitter buffer).
-    pub(crate) rx_frame: Pcm,
-    pub(crate) rx_has_audio: bool,
+    rx: Box<[i16; MAX_FRAME]>,
+    rx_level: Option<f32>,
+    /// A DTMF tone (in-band or RFC 4733) is being received.
+    dtmf_active: bool,
+    /// The peer signalled silence with comfort noise at this level (-dBov).
+    comfort_noise: Option<u8>,
+    noise: crate::plc::NoiseGenerator,
 
     pub(crate) conference: Option<ConfLink>,
-    /// What the conference mixed for this leg this tick.
-    pub(crate) mix_frame: Pcm,
+    heard: Heard,
+    /// The private mix when `heard` is `Private`.
+    private: Box<[i16; MAX_FRAME]>,
+    /// Scratch: the frame being sent (a boxed slice so it can be lent out
+    /// during `send`: an empty one does not allocate).
+    frame: Box<[i16]>,
 
     player: PlayerSlot,
     dtmf_tx: VecDeque<DtmfJob>,
     events: UnboundedSender<LegEvent>,
+    recordings: Vec<RecordSink>,
+    /// Scratch for mono recordings (caller and what it hears, summed).
+    record_mix: Box<[i16; MAX_FRAME]>,
 
     counters: LegStats,
     published: LegStats,
+    /// Encodes done this tick.
+    pub(crate) encodes: u64,
+    /// Send packets (false only in benchmarks).
+    pub(crate) transmit: bool,
 }
 
 impl Leg {
@@ -238,32 +276,95 @@ impl Leg {
         socket: UdpSocket,
         params: &LegParams,
         events: UnboundedSender<LegEvent>,
-    ) -> Leg {
-        Leg {
+    ) -> Result<Leg, MediaError> {
+        let rate = params.codec.clock_rate();
+        Ok(Leg {
             shared,
             socket,
             codec: params.codec,
+            rate,
+            frame_len: params.codec.frame_samples(),
             payload_type: params.payload_type,
             dtmf_payload_type: params.dtmf_payload_type,
             remote: params.remote,
             latched: None,
             latched_rx_ms: 0,
+            now_ms: 0,
             ssrc: rand::random(),
             seq: rand::random(),
             timestamp: rand::random(),
             sent_any: false,
-            jitter: JitterBuffer::new(JitterConfig::default()),
-            decoder: G711Decoder(params.codec),
-            dtmf_rx: DtmfReceiver::new(params.codec.clock_rate(), DTMF_END_TIMEOUT_MS),
-            rx_frame: SILENCE,
-            rx_has_audio: false,
+            jitter: JitterBuffer::new(JitterConfig::adaptive(rate)),
+            decoder: LegDecoder::new(params.codec)?,
+            encoder: LegEncoder::new(params.codec)?,
+            dtmf_rx: DtmfReceiver::new(rate, DTMF_END_TIMEOUT_MS),
+            inband: InbandDetector::new(rate),
+            dedup: DtmfDedup::new(),
+            rx: Box::new([0; MAX_FRAME]),
+            rx_level: None,
+            dtmf_active: false,
+            comfort_noise: None,
+            noise: crate::plc::NoiseGenerator::new(rand::random()),
             conference: None,
-            mix_frame: SILENCE,
+            heard: Heard::Nothing,
+            private: Box::new([0; MAX_FRAME]),
+            frame: vec![0; MAX_FRAME].into_boxed_slice(),
             player: PlayerSlot::default(),
             dtmf_tx: VecDeque::new(),
             events,
+            recordings: Vec::new(),
+            record_mix: Box::new([0; MAX_FRAME]),
             counters: LegStats::default(),
             published: LegStats::default(),
+            encodes: 0,
+            transmit: true,
+        })
+    }
+
+    pub(crate) fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// This tick's decoded input at the leg's rate.
+    pub(crate) fn rx_frame(&self) -> &[i16] {
+        &self.rx[..self.frame_len]
+    }
+
+    /// Level of this tick's input in dBFS; `None` when nothing was heard.
+    pub(crate) fn rx_level(&self) -> Option<f32> {
+        self.rx_level
+    }
+
+    /// A DTMF tone is being received (keep it out of any mix).
+    pub(crate) fn dtmf_active(&self) -> bool {
+        self.dtmf_active
+    }
+
+    pub(crate) fn set_heard(&mut self, heard: Heard) {
+        self.heard = heard;
+    }
+
+    pub(crate) fn heard(&self) -> Heard {
+        self.heard
+    }
+
+    /// Where the conference writes this leg's private mix (leg rate).
+    pub(crate) fn private_frame(&mut self) -> &mut [i16] {
+        &mut self.private[..self.frame_len]
+    }
+
+    /// Whether this tick's packet can be the conference's shared payload
+    /// as is (nothing of the leg's own is added to what it hears).
+    pub(crate) fn can_share_payload(&self) -> bool {
+        !self.player.is_playing() && self.dtmf_tx.is_empty()
+    }
+
+    /// Reports a digit unless another transport already reported the same
+    /// key press.
+    fn report_dtmf(&mut self, digit: DtmfDigit) {
+        if let Some(d) = self.dedup.accept(digit, self.now_ms) {
+            self.counters.dtmf_in += 1;
+            let _ = self.events.send(LegEvent::Dtmf(d));
         }
     }
 
@@ -289,6 +390,14 @@ impl Leg {
                 });
                 None
             }
+            LegCommand::Record(sink) => {
+                self.recordings.push(sink);
+                None
+            }
+            LegCommand::InjectDtmf(digit) => {
+                self.report_dtmf(digit);
+                None
+            }
             LegCommand::Join { conf, opts } => Some(Control::Join { conf, opts }),
             LegCommand::Leave { conf } => Some(Control::Leave { conf }),
             LegCommand::Close => Some(Control::Close),
@@ -297,21 +406,24 @@ impl Leg {
 
     /// Reads what arrived on the socket since the last tick. `now_ms` is the
     /// engine's clock (shared by all workers, so it survives moves).
-    pub(crate) fn receive(&mut self, buf: &mut [u8], now_ms: u64) {
-        for _ in 0..MAX_RX_PER_TICK {
-            match self.socket.recv_from(buf) {
-                Ok((n, src)) => self.on_datagram(&buf[..n], src, now_ms),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::trace!(leg = %self.shared.id, "recv: {e}");
-                    break;
+    pub(crate) fn receive(&mut self, batch: &mut RecvBatch, now_ms: u64) {
+        self.now_ms = now_ms;
+        let mut total = 0;
+        while total < MAX_RX_PER_TICK {
+            let got = batch.recv(&self.socket);
+            for i in 0..got {
+                if let Some((data, src)) = batch.datagram(i) {
+                    self.on_datagram(data, src, now_ms);
                 }
+            }
+            total += got;
+            if got < crate::udp::BATCH {
+                break; // the socket is empty
             }
         }
     }
 
-    fn on_datagram(&mut self, data: &[u8], src: SocketAddr, now_ms: u64) {
+    pub(crate) fn on_datagram(&mut self, data: &[u8], src: SocketAddr, now_ms: u64) {
         let Ok(pkt) = RtpPacket::parse(data) else {
             self.counters.malformed += 1;
             return;
@@ -324,9 +436,15 @@ impl Leg {
         }
         let h = pkt.header;
         if h.payload_type == self.payload_type {
-            let r = self
-                .jitter
-                .insert(h.ssrc, h.sequence, h.timestamp, pkt.payload, &self.decoder);
+            self.comfort_noise = None;
+            let r = self.jitter.insert_at(
+                h.ssrc,
+                h.sequence,
+                h.timestamp,
+                pkt.payload,
+                &self.decoder,
+                now_ms,
+            );
             if r == crate::jitter::Insert::Rejected {
                 self.counters.discarded += 1;
             }
@@ -336,13 +454,18 @@ impl Leg {
                 self.counters.discarded += 1;
                 return;
             };
-            let (events, counters) = (&self.events, &mut self.counters);
-            self.dtmf_rx.on_packet(h.timestamp, ev, now_ms, |d| {
-                counters.dtmf_in += 1;
-                let _ = events.send(LegEvent::Dtmf(d));
-            });
+            let mut got = None;
+            self.dtmf_rx
+                .on_packet(h.timestamp, ev, now_ms, |d| got = Some(d));
+            if let Some(d) = got {
+                self.report_dtmf(d);
+            }
         } else if h.payload_type == COMFORT_NOISE_PT {
             self.jitter.note_non_audio(h.ssrc, h.sequence);
+            // RFC 3389: the peer stops sending audio; its first byte is the
+            // background level in -dBov. Until audio resumes we play that
+            // noise instead of digital silence.
+            self.comfort_noise = pkt.payload.first().map(|&l| l & 0x7f);
         } else {
             self.counters.discarded += 1;
         }
@@ -366,34 +489,73 @@ impl Leg {
         true
     }
 
-    /// Takes this tick's frame out of the jitter buffer; reports DTMF keys
-    /// whose end never came.
+    /// Takes this tick's frame out of the jitter buffer, measures it, looks
+    /// for in-band DTMF; reports DTMF keys whose end never came.
     pub(crate) fn pull_audio(&mut self, now_ms: u64) {
-        let frame = self.jitter.pop(&mut self.decoder, &mut self.rx_frame);
-        self.rx_has_audio = frame.has_audio();
-        let (events, counters) = (&self.events, &mut self.counters);
-        self.dtmf_rx.poll(now_ms, |d| {
-            counters.dtmf_in += 1;
-            let _ = events.send(LegEvent::Dtmf(d));
-        });
+        let n = self.frame_len;
+        let frame = self.jitter.pop(&mut self.decoder, &mut self.rx[..n]);
+        // The peer's comfort noise stands in for its silence (it is heard
+        // like its background would be, at the level it signalled).
+        let comfort = match (frame.has_audio(), self.comfort_noise) {
+            (false, Some(level)) => {
+                self.noise.fill(&mut self.rx[..n], level);
+                true
+            }
+            _ => false,
+        };
+        let mut inband_tone = false;
+        self.rx_level = None;
+        if frame.has_audio() || comfort {
+            let level = level_dbfs(mean_square(&self.rx[..n]));
+            if level > SILENCE_DBFS {
+                self.rx_level = Some(level);
+            }
+        }
+        if frame.has_audio() {
+            let mut got = None;
+            inband_tone = self.inband.process(&self.rx[..n], |d| got = Some(d));
+            if let Some(d) = got {
+                self.report_dtmf(d);
+            }
+        }
+        let mut got = None;
+        self.dtmf_rx.poll(now_ms, |d| got = Some(d));
+        if let Some(d) = got {
+            self.report_dtmf(d);
+        }
+        self.dtmf_active = inband_tone || self.dtmf_rx.in_progress(now_ms);
     }
 
     /// Builds and sends this tick's packet: DTMF if any is being sent,
-    /// otherwise the conference mix (if in one) with the leg's player on top.
-    /// `skipped` ticks were lost to a stall: the RTP clock jumps over them
-    /// (timestamps follow real time; the audio itself just resumes).
-    pub(crate) fn send(&mut self, buf: &mut [u8], skipped: u32) {
-        self.timestamp = self
-            .timestamp
-            .wrapping_add(skipped.wrapping_mul(FRAME_SAMPLES as u32));
-        let mut frame = if self.conference.is_some() {
-            self.mix_frame
-        } else {
-            SILENCE
-        };
+    /// otherwise what the leg hears (its private mix, the conference's
+    /// shared one, or silence) with its own player on top. `shared` is the
+    /// shared mix of its group at the leg's rate and, if the leg can send it
+    /// as is, its payload encoded once for the whole group. `skipped` ticks
+    /// were lost to a stall: the RTP clock jumps over them (timestamps
+    /// follow real time; the audio itself just resumes).
+    pub(crate) fn send(
+        &mut self,
+        buf: &mut [u8],
+        skipped: u32,
+        shared: Option<(&[i16], Option<&[u8]>)>,
+    ) {
+        self.encodes = 0;
+        let n = self.frame_len;
+        let step = n as u32;
+        self.timestamp = self.timestamp.wrapping_add(skipped.wrapping_mul(step));
         let media_ts = self.timestamp;
-        self.timestamp = self.timestamp.wrapping_add(FRAME_SAMPLES as u32);
-        match self.next_dtmf_step(media_ts, &mut frame) {
+        self.timestamp = self.timestamp.wrapping_add(step);
+        let mut frame = std::mem::take(&mut self.frame);
+        let mut shared_payload = None;
+        match (self.heard, shared) {
+            (Heard::Private, _) => frame[..n].copy_from_slice(&self.private[..n]),
+            (Heard::Shared(_), Some((pcm, payload))) if pcm.len() == n => {
+                frame[..n].copy_from_slice(pcm);
+                shared_payload = payload;
+            }
+            _ => frame[..n].fill(0),
+        }
+        match self.next_dtmf_step(media_ts, &mut frame[..n]) {
             Some(DigitStep::Event {
                 payload,
                 marker,
@@ -403,19 +565,50 @@ impl Leg {
                 let len = payload.write(&mut buf[HEADER_LEN..]).unwrap_or(0);
                 self.send_packet(buf, pt, marker, timestamp, len);
             }
-            Some(DigitStep::Audio) => self.send_audio(buf, &frame, media_ts),
-            None => {
-                // The player is paused while DTMF is sent.
-                self.player.add_to(&mut frame);
-                self.send_audio(buf, &frame, media_ts);
+            Some(DigitStep::Audio) => self.send_audio(buf, &frame[..n], media_ts),
+            None if self.player.is_playing() => {
+                self.player.add_at(&mut frame[..n], self.rate);
+                self.send_audio(buf, &frame[..n], media_ts);
+            }
+            None => match shared_payload {
+                Some(payload) => {
+                    let len = payload.len().min(buf.len() - HEADER_LEN);
+                    buf[HEADER_LEN..HEADER_LEN + len].copy_from_slice(&payload[..len]);
+                    self.send_packet(buf, self.payload_type, false, media_ts, len);
+                }
+                None => self.send_audio(buf, &frame[..n], media_ts),
+            },
+        }
+        self.record(&frame[..n]);
+        self.frame = frame;
+    }
+
+    /// Feeds the leg's recordings: the caller, and what it heard.
+    fn record(&mut self, heard: &[i16]) {
+        if self.recordings.is_empty() {
+            return;
+        }
+        self.recordings.retain(|r| !r.is_stopped());
+        let n = self.frame_len;
+        let said = &self.rx[..n];
+        for sink in &mut self.recordings {
+            if sink.is_stereo() {
+                sink.push(said, Some(heard));
+            } else {
+                let mix = &mut self.record_mix[..n];
+                mix.copy_from_slice(said);
+                crate::mixer::add_saturating(mix, heard);
+                sink.push(mix, None);
             }
         }
     }
 
-    fn send_audio(&mut self, buf: &mut [u8], frame: &Pcm, timestamp: u32) {
-        let end = (HEADER_LEN + FRAME_SAMPLES).min(buf.len());
-        let len = g711::encode(self.codec, frame, &mut buf[HEADER_LEN..end]);
-        self.send_packet(buf, self.payload_type, false, timestamp, len);
+    fn send_audio(&mut self, buf: &mut [u8], frame: &[i16], timestamp: u32) {
+        let len = self.encoder.encode(frame, &mut buf[HEADER_LEN..]);
+        self.encodes += 1;
+        if len > 0 {
+            self.send_packet(buf, self.payload_type, false, timestamp, len);
+        }
     }
 
     /// Sends `buf[..12 + payload_len]` after writing the header into it.
@@ -441,6 +634,12 @@ impl Leg {
         self.seq = self.seq.wrapping_add(1);
         self.sent_any = true;
         let n = hlen + payload_len;
+        if !self.transmit {
+            // Benchmarks measure everything but the system call.
+            self.counters.packets_out += 1;
+            self.counters.bytes_out += n as u64;
+            return;
+        }
         match self.socket.send_to(&buf[..n], self.remote) {
             Ok(_) => {
                 self.counters.packets_out += 1;
@@ -453,7 +652,7 @@ impl Leg {
         }
     }
 
-    fn next_dtmf_step(&mut self, media_ts: u32, frame: &mut Pcm) -> Option<DigitStep> {
+    fn next_dtmf_step(&mut self, media_ts: u32, frame: &mut [i16]) -> Option<DigitStep> {
         let inband = self.dtmf_payload_type.is_none();
         loop {
             let job = self.dtmf_tx.front_mut()?;
@@ -465,7 +664,7 @@ impl Leg {
             }
             if let Some(&event) = job.events.get(job.next) {
                 job.next += 1;
-                job.sending = Some(DigitSender::new(event, inband));
+                job.sending = Some(DigitSender::with_rate(event, inband, self.rate));
                 continue;
             }
             if let Some(job) = self.dtmf_tx.pop_front() {
@@ -488,6 +687,9 @@ impl Leg {
         self.counters.late = j.late;
         self.counters.duplicates = j.duplicates;
         self.counters.underruns = j.underruns;
+        self.counters.concealed = j.concealed;
+        self.counters.recovered = j.recovered;
+        self.counters.jitter_lag_samples = self.jitter.measured_lag().unwrap_or(0);
         if self.counters != self.published {
             totals.add_delta(&self.counters, &self.published);
             self.shared.stats.store(&self.counters);

@@ -26,31 +26,47 @@ use std::sync::Arc;
 #[cfg(test)]
 mod alloc_count;
 pub mod analysis;
+#[doc(hidden)]
+pub mod bench;
 mod clip;
+mod codec;
 mod conference;
 pub mod dtmf;
 mod engine;
 pub mod g711;
 pub mod jitter;
 mod leg;
+pub mod level;
 pub mod mixer;
 mod player;
+mod plc;
 mod ports;
+mod recorder;
+pub mod resample;
 pub mod rtp;
 mod stats;
+mod udp;
+pub mod vad;
 mod worker;
 
-pub use engine::{ConferenceHandle, LegEvents, LegHandle, MediaEngine};
+pub use engine::{ConferenceEvents, ConferenceHandle, LegEvents, LegHandle, MediaEngine};
 pub use player::Playback;
 pub use ports::RtpSocket;
+pub use recorder::Recording;
 pub use stats::{LegStats, MediaStats, TickStats};
 
-/// Internal sample rate of legs, players and the mixer (narrowband for now).
+/// The narrowband rate: G.711 legs, TTS prompts, in-band DTMF analysis.
+/// Conferences mix at the highest rate their members speak (8, 16 or
+/// 48 kHz), Opus legs run at 48 kHz.
 pub const CLOCK_RATE: u32 = 8000;
+/// The highest rate anything runs at (Opus).
+pub const MAX_RATE: u32 = 48_000;
 /// One media tick.
 pub const FRAME_MS: u32 = 20;
 /// Samples per tick at [`CLOCK_RATE`].
 pub const FRAME_SAMPLES: usize = (CLOCK_RATE / 1000 * FRAME_MS) as usize;
+/// Samples per tick at [`MAX_RATE`]: the size of every frame buffer.
+pub const MAX_FRAME: usize = (MAX_RATE / 1000 * FRAME_MS) as usize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -68,6 +84,10 @@ pub enum MediaError {
     ConferenceClosed(String),
     #[error("invalid DTMF digit {0}")]
     InvalidDtmf(String),
+    #[error("codec error: {0}")]
+    Codec(String),
+    #[error("recording failed: {0}")]
+    Recording(String),
 }
 
 /// Audio codecs a leg can speak.
@@ -77,25 +97,36 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, static payload type 8.
     Pcma,
+    /// Opus (RFC 7587): 48 kHz RTP clock, dynamic payload type, mono here.
+    Opus,
 }
 
 impl Codec {
-    /// The SDP encoding name (`PCMU`, `PCMA`).
+    /// The SDP encoding name (`PCMU`, `PCMA`, `opus`).
     pub fn encoding_name(self) -> &'static str {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::Opus => "opus",
         }
     }
-    /// RTP clock rate.
+    /// RTP clock rate (also the rate the leg decodes and encodes at).
     pub fn clock_rate(self) -> u32 {
-        8000
-    }
-    /// The static RTP payload type.
-    pub fn static_payload_type(self) -> u8 {
         match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
+            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Opus => 48_000,
+        }
+    }
+    /// Samples of one 20 ms frame at [`Codec::clock_rate`].
+    pub fn frame_samples(self) -> usize {
+        frame_samples(self.clock_rate())
+    }
+    /// The static RTP payload type; `None` for dynamic ones (Opus).
+    pub fn static_payload_type(self) -> Option<u8> {
+        match self {
+            Codec::Pcmu => Some(0),
+            Codec::Pcma => Some(8),
+            Codec::Opus => None,
         }
     }
     /// Codec from an SDP encoding name (case-insensitive) and clock rate.
@@ -103,9 +134,18 @@ impl Codec {
         match (name.to_ascii_uppercase().as_str(), clock_rate) {
             ("PCMU", 8000) => Some(Codec::Pcmu),
             ("PCMA", 8000) => Some(Codec::Pcma),
+            ("OPUS", 48_000) => Some(Codec::Opus),
             _ => None,
         }
     }
+    /// The codecs the media engine speaks, best first: what to prefer when
+    /// we choose (`sdp::negotiate_preferring`).
+    pub const PREFERENCE: &'static [Codec] = &[Codec::Opus, Codec::Pcmu, Codec::Pcma];
+}
+
+/// Samples in one 20 ms frame at `rate` Hz.
+pub const fn frame_samples(rate: u32) -> usize {
+    (rate / 1000 * FRAME_MS) as usize
 }
 
 /// Mono 16-bit PCM audio at some sample rate, cheap to clone.
@@ -190,8 +230,45 @@ pub enum LegEvent {
     Dtmf(DtmfDigit),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ParticipantOptions {
+    /// Not heard by the others.
     pub muted: bool,
+    /// Hears nothing of the mix.
     pub deaf: bool,
+    /// Extra gain on what the participant says, in dB (on top of automatic
+    /// level normalisation), clamped to ±24 dB.
+    pub gain_db: f32,
+}
+
+/// What a conference reports to the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConferenceEvent {
+    /// The participant started talking (voice activity, with attack).
+    Talking(LegId),
+    /// The participant stopped talking (after a hangover), or left while
+    /// talking.
+    Silent(LegId),
+}
+
+/// How to record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordOptions {
+    /// Leg recordings: the caller on the left channel, what it hears on the
+    /// right (mono mixes both). Conference recordings are always mono.
+    pub stereo: bool,
+    /// Conference recordings: also one mono file per participant (what it
+    /// says), next to the mix, named `<stem>-<leg>.wav`.
+    pub tracks: bool,
+}
+
+/// A finished recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSummary {
+    pub path: std::path::PathBuf,
+    pub duration_ms: u64,
+    /// Per-participant files of a conference recording with `tracks`.
+    pub tracks: Vec<std::path::PathBuf>,
+    /// Frames the writer could not keep up with (written as silence).
+    pub dropped_frames: u64,
 }

@@ -7,7 +7,8 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use crate::mixer::add_saturating;
-use crate::{AudioClip, PlayOutcome};
+use crate::resample::RateConverter;
+use crate::{frame_samples, AudioClip, PlayOutcome, MAX_FRAME};
 
 /// The worker's end of a [`Playback`]: reports the outcome once. Dropped
 /// without reporting (the worker went away), the playback resolves `Closed`.
@@ -105,10 +106,22 @@ impl Player {
 }
 
 /// The slot a leg or conference plays from: starting a clip interrupts the
-/// previous one.
+/// previous one. Clips play at their own rate and are converted to the
+/// output's rate frame by frame when the two differ (a conference whose
+/// rate changes as members come and go).
 #[derive(Debug, Default)]
 pub(crate) struct PlayerSlot {
     current: Option<Player>,
+    convert: Option<Converting>,
+}
+
+/// Scratch for playing a clip at another rate (allocated when first needed,
+/// on a rate change: not per frame).
+#[derive(Debug)]
+struct Converting {
+    conv: RateConverter,
+    clip_frame: Box<[i16; MAX_FRAME]>,
+    out_frame: Box<[i16; MAX_FRAME]>,
 }
 
 impl PlayerSlot {
@@ -127,13 +140,56 @@ impl PlayerSlot {
         self.current.is_some()
     }
 
-    /// Adds one frame of the current clip to `out`; reports `Finished` when
-    /// it ends.
+    /// Adds one frame of the current clip (at the clip's rate) to `out`;
+    /// reports `Finished` when it ends.
     pub(crate) fn add_to(&mut self, out: &mut [i16]) {
         if let Some(p) = self.current.as_mut() {
             if !p.add_to(out) {
                 self.stop(PlayOutcome::Finished);
             }
+        }
+    }
+
+    /// Adds one 20 ms frame of the current clip to `out`, which runs at
+    /// `rate`, converting the clip's rate if needed.
+    pub(crate) fn add_at(&mut self, out: &mut [i16], rate: u32) {
+        let Some(p) = self.current.as_mut() else {
+            return;
+        };
+        let clip_rate = p.clip.rate;
+        if clip_rate == rate {
+            return self.add_to(out);
+        }
+        let fits = self
+            .convert
+            .as_ref()
+            .is_some_and(|c| c.conv.from_rate() == clip_rate && c.conv.to_rate() == rate);
+        if !fits {
+            match RateConverter::new(clip_rate, rate) {
+                Ok(conv) => {
+                    self.convert = Some(Converting {
+                        conv,
+                        clip_frame: Box::new([0; MAX_FRAME]),
+                        out_frame: Box::new([0; MAX_FRAME]),
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!("cannot play a {clip_rate} Hz clip at {rate} Hz: {e}");
+                    return self.stop(PlayOutcome::Finished);
+                }
+            }
+        }
+        let Some(c) = self.convert.as_mut() else {
+            return;
+        };
+        let (n_in, n_out) = (frame_samples(clip_rate), frame_samples(rate));
+        c.clip_frame[..n_in].fill(0);
+        let more = p.add_to(&mut c.clip_frame[..n_in]);
+        c.conv
+            .process(&c.clip_frame[..n_in], &mut c.out_frame[..n_out]);
+        add_saturating(out, &c.out_frame[..n_out]);
+        if !more {
+            self.stop(PlayOutcome::Finished);
         }
     }
 }

@@ -67,6 +67,14 @@ counters!(
         underruns,
         /// Send errors (socket buffer full, unreachable).
         send_errors,
+        /// Samples filled by packet-loss concealment.
+        concealed,
+        /// Lost packets rebuilt from forward error correction (Opus).
+        recovered,
+        /// Jitter buffer delay in steady state: samples (at the codec's
+        /// rate) buffered beyond the frame being played, at their smallest
+        /// over the last 200 ms. Summed over legs in engine totals.
+        jitter_lag_samples,
     }
 );
 
@@ -81,6 +89,10 @@ counters!(
         resyncs,
         /// Nanoseconds spent working in ticks (load = busy / wall time).
         busy_ns,
+        /// Audio frames encoded (private and shared).
+        encodes,
+        /// Packets sent with a shared payload encoded once for several legs.
+        shared_sends,
     }
 );
 

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conference::{ConfShared, Conference};
-use crate::leg::{ConfLink, Control, Leg};
-use crate::mixer::SILENCE;
+use crate::leg::{ConfLink, Control, Heard, Leg};
 use crate::player::{Completion, Player};
+use crate::recorder::RecordSink;
 use crate::stats::{AtomicLegStats, AtomicTickStats, LegStats, TickStats};
+use crate::udp::RecvBatch;
 use crate::{AudioClip, ParticipantOptions, PlayOutcome, FRAME_MS};
 
 /// One tick.
@@ -22,8 +23,10 @@ pub(crate) const TICK: Duration = Duration::from_millis(FRAME_MS as u64);
 const MAX_LAG: Duration = Duration::from_millis(100);
 /// A tick starting later than this after its deadline counts as late.
 const LATE_TICK: Duration = Duration::from_millis(5);
-/// Largest datagram read.
-const RECV_BUF: usize = 2048;
+/// Legs' counters are published every this many ticks (100 ms).
+const PUBLISH_EVERY: u64 = 5;
+/// Largest datagram sent.
+const SEND_BUF: usize = 2048;
 
 /// Messages to a worker (besides the legs' own mailboxes).
 pub(crate) enum WorkerCommand {
@@ -42,6 +45,12 @@ pub(crate) enum WorkerCommand {
         done: Completion,
     },
     StopConferenceMedia(u64),
+    RecordConference {
+        id: u64,
+        sink: RecordSink,
+        tracks: bool,
+        path: std::path::PathBuf,
+    },
     CloseConference(u64),
     Shutdown,
 }
@@ -79,8 +88,8 @@ pub(crate) struct Worker {
     free_conferences: Vec<usize>,
     conference_slots: HashMap<u64, usize>,
 
-    rx_buf: Box<[u8; RECV_BUF]>,
-    tx_buf: Box<[u8; RECV_BUF]>,
+    rx: RecvBatch,
+    tx_buf: Box<[u8; SEND_BUF]>,
     traffic: LegStats,
     tick_stats: TickStats,
     /// Ticks skipped by a resync, not yet reflected in the legs' RTP clocks.
@@ -107,8 +116,8 @@ impl Worker {
             conferences: Vec::new(),
             free_conferences: Vec::new(),
             conference_slots: HashMap::new(),
-            rx_buf: Box::new([0; RECV_BUF]),
-            tx_buf: Box::new([0; RECV_BUF]),
+            rx: RecvBatch::new(),
+            tx_buf: Box::new([0; SEND_BUF]),
             traffic: LegStats::default(),
             tick_stats: TickStats::default(),
             skipped_frames: 0,
@@ -154,7 +163,7 @@ impl Worker {
         self.process_inbox();
         self.drain_mailboxes();
         for leg in self.legs.iter_mut().flatten() {
-            leg.receive(&mut self.rx_buf[..], now_ms);
+            leg.receive(&mut self.rx, now_ms);
             leg.pull_audio(now_ms);
         }
         for conf in self.conferences.iter_mut().flatten() {
@@ -162,7 +171,24 @@ impl Worker {
         }
         let skipped = std::mem::take(&mut self.skipped_frames);
         for leg in self.legs.iter_mut().flatten() {
-            leg.send(&mut self.tx_buf[..], skipped);
+            // Listeners of a conference send its shared mix, encoded once
+            // per codec on first use this tick.
+            let shared = match (leg.heard(), leg.conference) {
+                (Heard::Shared(group), Some(link)) => {
+                    let encoded = leg.can_share_payload();
+                    let conf = self.conferences.get_mut(link.slot).and_then(|c| c.as_mut());
+                    conf.and_then(|c| c.shared_for(group, encoded))
+                }
+                _ => None,
+            };
+            if shared.is_some_and(|(_, payload)| payload.is_some()) {
+                self.tick_stats.shared_sends += 1;
+            }
+            leg.send(&mut self.tx_buf[..], skipped, shared);
+            self.tick_stats.encodes += leg.encodes;
+        }
+        for conf in self.conferences.iter().flatten() {
+            self.tick_stats.encodes += conf.encodes;
         }
         self.tick_stats.ticks += 1;
         self.publish_stats();
@@ -172,8 +198,12 @@ impl Worker {
     }
 
     fn publish_stats(&mut self) {
-        for leg in self.legs.iter_mut().flatten() {
-            leg.publish_stats(&mut self.traffic);
+        // Legs publish every few ticks (cheap for readers, and a thousand
+        // legs' atomics per tick add up); the worker's clock every tick.
+        if self.tick_stats.ticks.is_multiple_of(PUBLISH_EVERY) || self.stopping {
+            for leg in self.legs.iter_mut().flatten() {
+                leg.publish_stats(&mut self.traffic);
+            }
         }
         self.shared.traffic.store(&self.traffic);
         self.shared.ticks.store(&self.tick_stats);
@@ -229,6 +259,17 @@ impl Worker {
                 WorkerCommand::StopConferenceMedia(id) => {
                     if let Some(conf) = self.conference_mut(id) {
                         conf.stop_media(PlayOutcome::Interrupted);
+                    }
+                }
+                WorkerCommand::RecordConference {
+                    id,
+                    sink,
+                    tracks,
+                    path,
+                } => {
+                    // A closed conference drops the sink: the file ends empty.
+                    if let Some(conf) = self.conference_mut(id) {
+                        conf.record(sink, tracks, path);
                     }
                 }
                 WorkerCommand::CloseConference(id) => self.close_conference(id),
@@ -317,9 +358,9 @@ impl Worker {
         };
         if let Some(link) = leg.conference {
             if link.id == conf.id {
-                let leg_id = leg.shared.id;
+                let (leg_id, codec) = (leg.shared.id, leg.codec());
                 if let Some(c) = self.conference_mut(conf.id) {
-                    c.add(slot, leg_id, opts);
+                    c.add(slot, leg_id, codec, opts);
                 }
                 return true;
             }
@@ -338,13 +379,13 @@ impl Worker {
         let Some(leg) = self.legs.get_mut(slot).and_then(|l| l.as_mut()) else {
             return false;
         };
-        let leg_id = leg.shared.id;
+        let (leg_id, codec) = (leg.shared.id, leg.codec());
         leg.conference = Some(ConfLink {
             id: conf.id,
             slot: conf_slot,
         });
         if let Some(c) = self.conferences[conf_slot].as_mut() {
-            c.add(slot, leg_id, opts);
+            c.add(slot, leg_id, codec, opts);
         }
         true
     }
@@ -381,7 +422,7 @@ impl Worker {
             return;
         }
         leg.conference = None;
-        leg.mix_frame = SILENCE;
+        leg.set_heard(Heard::Nothing);
         if let Some(Some(conf)) = self.conferences.get_mut(link.slot) {
             conf.remove(slot);
         }
@@ -397,7 +438,7 @@ impl Worker {
         for leg_slot in conf.member_slots() {
             if let Some(Some(leg)) = self.legs.get_mut(leg_slot) {
                 leg.conference = None;
-                leg.mix_frame = SILENCE;
+                leg.set_heard(Heard::Nothing);
             }
         }
         conf.close();
@@ -501,7 +542,12 @@ mod tests {
             socket.set_nonblocking(true).unwrap();
             let rtp = ports.allocate().unwrap();
             rtp.socket.set_nonblocking(true).unwrap();
-            let leg_shared = Arc::new(LegShared::new(LegId(i), "t".into(), rtp.local_addr()));
+            let leg_shared = Arc::new(LegShared::new(
+                LegId(i),
+                "t".into(),
+                rtp.local_addr(),
+                Codec::Pcmu,
+            ));
             let (etx, erx) = tokio::sync::mpsc::unbounded_channel();
             event_rxs.push(erx);
             let params = LegParams {
@@ -511,7 +557,7 @@ mod tests {
                 dtmf_payload_type: Some(101),
                 label: "t".into(),
             };
-            let leg = Box::new(Leg::new(leg_shared.clone(), rtp.socket, &params, etx));
+            let leg = Box::new(Leg::new(leg_shared.clone(), rtp.socket, &params, etx).unwrap());
             tx.send(WorkerCommand::StartLeg(leg)).unwrap();
             shared.legs.fetch_add(1, Ordering::Relaxed);
             assert!(leg_shared
@@ -599,7 +645,10 @@ mod tests {
         assert!(totals.duplicates >= 25, "{totals:?}");
         assert!(totals.lost >= 25, "{totals:?}");
         let leg0 = phones[0].leg.stats.load();
-        assert_eq!(leg0.underruns, 2, "only while the buffer filled: {leg0:?}");
+        assert!(
+            leg0.underruns <= 2,
+            "only while the buffer filled: {leg0:?}"
+        );
         drop(worker);
         for pb in playbacks {
             let mut pb = pb;

@@ -109,7 +109,7 @@ async fn muted_and_deaf_participants() {
         &a,
         ParticipantOptions {
             muted: true,
-            deaf: false,
+            ..ParticipantOptions::default()
         },
     );
     let (_leg_b, _) = join(
@@ -117,8 +117,8 @@ async fn muted_and_deaf_participants() {
         &conf,
         &b,
         ParticipantOptions {
-            muted: false,
             deaf: true,
+            ..ParticipantOptions::default()
         },
     );
     // A (muted) hears B; B (deaf) hears nothing, A is not heard anyway.

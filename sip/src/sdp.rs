@@ -166,6 +166,42 @@ pub fn negotiate(offer: &AudioOffer, supported: &[(&str, u32)]) -> Result<Negoti
     })
 }
 
+/// Picks the codec by *our* order of preference: the first of `preferred`
+/// (best first, e.g. Opus, then G.722, PCMU, PCMA) that the offer contains,
+/// whatever the offerer's order; plus telephone-event at that codec's
+/// clock rate if offered. Use [`negotiate`] to follow the offerer's order.
+pub fn negotiate_preferring(
+    offer: &AudioOffer,
+    preferred: &[(&str, u32)],
+) -> Result<Negotiated, SdpError> {
+    let codec = preferred
+        .iter()
+        .find_map(|(encoding, rate)| {
+            offer.formats.iter().find(|f| {
+                !is_telephone_event(f)
+                    && f.encoding.eq_ignore_ascii_case(encoding)
+                    && f.clock_rate == *rate
+            })
+        })
+        .ok_or(SdpError::NoCommonCodec)?;
+    let dtmf = offer
+        .formats
+        .iter()
+        .find(|f| is_telephone_event(f) && f.clock_rate == codec.clock_rate);
+    Ok(Negotiated {
+        remote: SocketAddr::new(offer.address, offer.port),
+        codec: codec.clone(),
+        dtmf: dtmf.cloned(),
+        ptime_ms: offer.ptime_ms.unwrap_or(DEFAULT_PTIME_MS),
+        direction: offer.direction.answer(),
+        layout: offer.layout.clone(),
+    })
+}
+
+/// Our Opus parameters in an answer (RFC 7587): we decode in-band FEC and
+/// send mono 20 ms frames with FEC.
+const OPUS_FMTP: &str = "minptime=10;useinbandfec=1";
+
 /// Events we can send and receive with telephone-event (RFC 4733): the
 /// digits, `*`, `#`, A-D and flash.
 const TELEPHONE_EVENTS: &str = "0-16";
@@ -213,7 +249,10 @@ fn write_audio_section(sdp: &mut String, negotiated: &Negotiated, port: u16, pro
     }
     sdp.push_str("\r\n");
     write_rtpmap(sdp, codec);
-    if let Some(fmtp) = &codec.fmtp {
+    if codec.encoding.eq_ignore_ascii_case("opus") {
+        // Our own parameters, not the offer's (it may ask for stereo).
+        let _ = write!(sdp, "a=fmtp:{} {OPUS_FMTP}\r\n", codec.payload_type);
+    } else if let Some(fmtp) = &codec.fmtp {
         let _ = write!(sdp, "a=fmtp:{} {fmtp}\r\n", codec.payload_type);
     }
     if let Some(dtmf) = &negotiated.dtmf {
@@ -516,6 +555,53 @@ mod tests {
 
     const SUPPORTED: &[(&str, u32)] = &[("PCMU", 8000), ("PCMA", 8000)];
 
+    #[test]
+    fn our_preference_picks_opus_and_its_telephone_event() {
+        let body = offer(
+            "m=audio 4000 RTP/AVP 0 8 111 101 102\r\na=rtpmap:111 opus/48000/2\r\n\
+             a=fmtp:111 stereo=1;useinbandfec=1\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=rtpmap:102 telephone-event/48000\r\n",
+        );
+        let audio = parse_offer(body.as_bytes()).unwrap();
+        let ours: &[(&str, u32)] = &[
+            ("opus", 48000),
+            ("G722", 8000),
+            ("PCMU", 8000),
+            ("PCMA", 8000),
+        ];
+        let n = negotiate_preferring(&audio, ours).unwrap();
+        assert_eq!(
+            (n.codec.encoding.as_str(), n.codec.payload_type),
+            ("opus", 111)
+        );
+        assert_eq!(n.dtmf.as_ref().map(|d| d.payload_type), Some(102));
+        let answer = write_answer(&n, "192.0.2.1:5000".parse().unwrap(), 1);
+        assert!(
+            answer.contains("m=audio 5000 RTP/AVP 111 102\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("a=rtpmap:111 opus/48000/2\r\n"), "{answer}");
+        assert!(
+            answer.contains("a=fmtp:111 minptime=10;useinbandfec=1\r\n"),
+            "{answer}"
+        );
+        assert!(!answer.contains("stereo"), "{answer}");
+        // The offerer's order would have picked PCMU.
+        assert_eq!(negotiate(&audio, ours).unwrap().codec.encoding, "PCMU");
+        // Without Opus, PCMU before PCMA whatever the offer's order.
+        let body = offer("m=audio 4000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
+        let audio = parse_offer(body.as_bytes()).unwrap();
+        let n = negotiate_preferring(&audio, ours).unwrap();
+        assert_eq!(n.codec.encoding, "PCMU");
+        assert_eq!(n.dtmf.map(|d| d.clock_rate), Some(8000));
+        let body = offer("m=audio 4000 RTP/AVP 18\r\n");
+        let audio = parse_offer(body.as_bytes()).unwrap();
+        assert_eq!(
+            negotiate_preferring(&audio, ours),
+            Err(SdpError::NoCommonCodec)
+        );
+    }
+
     fn offer(media: &str) -> String {
         format!(
             "v=0\r\no=alice 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\n\
@@ -808,13 +894,13 @@ mod tests {
 
 /// Writes an SDP offer for one audio stream at `local` with `formats` in
 /// our order of preference (each with its payload type, encoding and rate)
-/// and telephone-event at payload type `dtmf_payload_type` for each clock
-/// rate used (8 kHz here).
+/// and telephone-event at each `(payload type, clock rate)` given (one per
+/// clock rate of the formats: RFC 4733 events run at their codec's clock).
 pub fn write_offer(
     local: SocketAddr,
     session_id: u64,
     formats: &[Format],
-    dtmf_payload_type: Option<u8>,
+    telephone_events: &[(u8, u32)],
 ) -> String {
     let net = match local.ip() {
         IpAddr::V4(_) => "IP4",
@@ -831,7 +917,7 @@ pub fn write_offer(
     for format in formats {
         let _ = write!(sdp, " {}", format.payload_type);
     }
-    if let Some(pt) = dtmf_payload_type {
+    for (pt, _) in telephone_events {
         let _ = write!(sdp, " {pt}");
     }
     sdp.push_str("\r\n");
@@ -841,10 +927,10 @@ pub fn write_offer(
             let _ = write!(sdp, "a=fmtp:{} {fmtp}\r\n", format.payload_type);
         }
     }
-    if let Some(pt) = dtmf_payload_type {
+    for (pt, rate) in telephone_events {
         let _ = write!(
             sdp,
-            "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} {TELEPHONE_EVENTS}\r\n"
+            "a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} {TELEPHONE_EVENTS}\r\n"
         );
     }
     let _ = write!(sdp, "a=ptime:{DEFAULT_PTIME_MS}\r\na=sendrecv\r\n");
@@ -874,7 +960,7 @@ mod offer_tests {
             },
         ];
         let local: SocketAddr = "192.0.2.1:40000".parse().unwrap();
-        let offer = write_offer(local, 7, &formats, Some(101));
+        let offer = write_offer(local, 7, &formats, &[(101, 8000)]);
         let parsed = parse_offer(offer.as_bytes()).unwrap();
         assert_eq!(parsed.port, 40000);
         assert_eq!(parsed.address, local.ip());

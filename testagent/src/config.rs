@@ -27,6 +27,9 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, payload type 8.
     Pcma,
+    /// Opus (RFC 7587), payload type 111, 48 kHz RTP clock; the agent
+    /// encodes and decodes it at 8 kHz (its timeline's rate).
+    Opus,
     /// Any other format, offered as written. The agent cannot encode or
     /// decode it: it exists to test negotiation failures (e.g. 488).
     Other {
@@ -41,6 +44,7 @@ impl Codec {
         match self {
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::Opus => 111,
             Codec::Other { payload_type, .. } => *payload_type,
         }
     }
@@ -49,6 +53,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::Opus => "opus",
             Codec::Other { encoding, .. } => encoding,
         }
     }
@@ -56,13 +61,24 @@ impl Codec {
     pub fn clock_rate(&self) -> u32 {
         match self {
             Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Opus => 48_000,
             Codec::Other { clock_rate, .. } => *clock_rate,
         }
     }
 
-    /// Whether the agent can send and record this codec.
+    /// Channels in the `rtpmap` (RFC 7587 writes Opus as `opus/48000/2`).
+    pub fn rtpmap_channels(&self) -> Option<u8> {
+        matches!(self, Codec::Opus).then_some(2)
+    }
+
+    /// Whether this is G.711.
     pub fn is_g711(&self) -> bool {
         matches!(self, Codec::Pcmu | Codec::Pcma)
+    }
+
+    /// Whether the agent can send and record this codec.
+    pub fn can_encode(&self) -> bool {
+        matches!(self, Codec::Pcmu | Codec::Pcma | Codec::Opus)
     }
 }
 
@@ -154,6 +170,9 @@ pub struct CallOptions {
     /// How long to wait for a final response once the remote is ringing;
     /// then the INVITE is cancelled and the call fails with `NoResponse`.
     pub answer_timeout: Duration,
+    /// Send no RTP: the SDP (usually `raw_sdp`) points at media the caller
+    /// drives itself, e.g. a load generator's shared socket.
+    pub external_media: bool,
 }
 
 impl Default for CallOptions {
@@ -166,6 +185,7 @@ impl Default for CallOptions {
             telephone_event: Some(101),
             raw_sdp: None,
             answer_timeout: Duration::from_secs(60),
+            external_media: false,
         }
     }
 }
@@ -193,6 +213,12 @@ impl CallOptions {
 
     pub fn telephone_event(mut self, payload_type: Option<u8>) -> Self {
         self.telephone_event = payload_type;
+        self
+    }
+
+    /// See [`CallOptions::external_media`].
+    pub fn external_media(mut self) -> Self {
+        self.external_media = true;
         self
     }
 

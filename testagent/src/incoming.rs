@@ -50,7 +50,9 @@ impl IncomingCall {
             .ok_or_else(|| AgentError::InvalidState("INVITE without Call-ID".into()))?
             .to_string();
         let media = Media::bind(core.config.local_ip).await?;
+        // An offer we make carries events at up to two clock rates.
         media.accept_events_on(OFFERED_EVENT_PT);
+        media.accept_events_on(OFFERED_EVENT_PT + 1);
         let state = DialogState {
             local_uri: message::without_tag(message::header(headers, "To").unwrap_or_default()),
             remote_uri: message::without_tag(message::header(headers, "From").unwrap_or_default()),
@@ -201,7 +203,9 @@ impl IncomingCall {
                         return Err(error);
                     }
                 };
-                let event = offer.telephone_event().filter(|_| options.telephone_event);
+                let event = offer
+                    .telephone_event_at(codec.clock_rate())
+                    .filter(|_| options.telephone_event);
                 let answer = dialog.local_sdp(
                     std::slice::from_ref(&codec),
                     event,

@@ -237,8 +237,14 @@ pub(crate) async fn dial(
 ) -> Result<OutgoingCall> {
     let (uri, to) = resolve_target(target).await?;
     let media = Media::bind(core.config.local_ip).await?;
+    if options.external_media {
+        // Someone else sends and receives this call's RTP.
+        media.stop();
+    }
     if let Some(pt) = options.telephone_event {
-        media.accept_events_on(pt);
+        for (pt, _) in sdp::event_formats(&options.codecs, pt) {
+            media.accept_events_on(pt);
+        }
     }
     let call_id = format!("{}@{}", message::random_token(), core.config.local_ip);
     let local_tag = message::random_token();

@@ -52,6 +52,7 @@ impl Participant {
         switchboard_media::ParticipantOptions {
             muted: self.muted,
             deaf: self.deaf,
+            gain_db: self.gain_db as f32,
         }
     }
 

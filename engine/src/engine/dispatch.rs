@@ -20,8 +20,9 @@ use super::host::InstanceHost;
 use super::{Call, Conference, EngineInner, Route};
 use crate::app::Application;
 
-/// Codecs we accept, best first when we get to choose.
-pub(crate) const SUPPORTED_CODECS: &[(&str, u32)] = &[("PCMU", 8000), ("PCMA", 8000)];
+/// Codecs we accept, best first: we choose by this order.
+pub(crate) const SUPPORTED_CODECS: &[(&str, u32)] =
+    &[("opus", 48_000), ("PCMU", 8000), ("PCMA", 8000)];
 
 /// One conference room: its scenario instance and its mix.
 #[derive(Clone)]
@@ -132,7 +133,7 @@ impl EngineInner {
                 .await;
             };
             let negotiated = match sdp::parse_offer(offer)
-                .and_then(|offer| sdp::negotiate(&offer, SUPPORTED_CODECS))
+                .and_then(|offer| sdp::negotiate_preferring(&offer, SUPPORTED_CODECS))
             {
                 Ok(n) => n,
                 Err(e) => return refuse(488, "Not Acceptable Here", e.to_string()).await,

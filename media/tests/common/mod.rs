@@ -39,6 +39,33 @@ pub fn params(remote: SocketAddr, label: &str) -> LegParams {
     }
 }
 
+/// Leg parameters for a phone of `codec`.
+pub fn params_for(remote: SocketAddr, codec: Codec, label: &str) -> LegParams {
+    LegParams {
+        remote,
+        codec,
+        payload_type: payload_type(codec),
+        dtmf_payload_type: Some(101),
+        label: label.to_owned(),
+    }
+}
+
+/// The longest run (in ms) of 5 ms windows whose RMS is below `floor`.
+pub fn longest_gap_ms(audio: &[i16], rate: u32, floor: f64) -> usize {
+    let w = (rate / 200) as usize;
+    let mut longest = 0;
+    let mut run = 0;
+    for chunk in audio.chunks_exact(w) {
+        if switchboard_media::analysis::rms(chunk) < floor {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest * 5
+}
+
 #[derive(Debug, Clone)]
 pub struct Received {
     pub header: RtpHeader,
@@ -47,10 +74,42 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// How a test phone sends.
+#[derive(Debug, Clone)]
+pub struct CallerOptions {
+    /// `Pcmu` (payload type 0) or `Opus` (payload type [`OPUS_PT`]).
+    pub codec: Codec,
+    pub tone_hz: Option<f64>,
+    /// Fraction of packets dropped (seeded, so runs repeat).
+    pub loss: f64,
+    /// Fraction of packets held back and sent after the next one.
+    pub reorder: f64,
+}
+
+impl Default for CallerOptions {
+    fn default() -> Self {
+        CallerOptions {
+            codec: Codec::Pcmu,
+            tone_hz: None,
+            loss: 0.0,
+            reorder: 0.0,
+        }
+    }
+}
+
+/// The dynamic payload type test phones use for Opus.
+pub const OPUS_PT: u8 = 111;
+
+pub fn payload_type(codec: Codec) -> u8 {
+    codec.static_payload_type().unwrap_or(OPUS_PT)
+}
+
 #[derive(Default)]
 struct CallerState {
     target: Option<SocketAddr>,
     tone_hz: Option<f64>,
+    /// In-band DTMF to send: (digit frequencies, frames left).
+    inband: std::collections::VecDeque<(Option<(f64, f64)>, u32)>,
     received: Vec<Received>,
 }
 
@@ -58,6 +117,7 @@ struct CallerState {
 /// target) and records every packet it receives.
 pub struct Caller {
     pub addr: SocketAddr,
+    pub codec: Codec,
     socket: UdpSocket,
     state: Arc<Mutex<CallerState>>,
     stop: Arc<AtomicBool>,
@@ -66,21 +126,30 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(tone_hz: Option<f64>) -> Caller {
+        Caller::with(CallerOptions {
+            tone_hz,
+            ..CallerOptions::default()
+        })
+    }
+
+    pub fn with(opts: CallerOptions) -> Caller {
         let socket = UdpSocket::bind((LOCALHOST, 0)).unwrap();
         let addr = socket.local_addr().unwrap();
         let state = Arc::new(Mutex::new(CallerState {
-            tone_hz,
+            tone_hz: opts.tone_hz,
             ..CallerState::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
+        let codec = opts.codec;
         let thread = {
             let socket = socket.try_clone().unwrap();
             let state = state.clone();
             let stop = stop.clone();
-            std::thread::spawn(move || caller_loop(socket, state, stop))
+            std::thread::spawn(move || caller_loop(socket, state, stop, opts))
         };
         Caller {
             addr,
+            codec,
             socket,
             state,
             stop,
@@ -97,6 +166,30 @@ impl Caller {
         self.state.lock().unwrap().tone_hz = tone_hz;
     }
 
+    /// Sends `digits` as in-band tone pairs (`on_ms` each, `off_ms` apart),
+    /// replacing the tone meanwhile.
+    pub fn send_inband(&self, digits: &str, on_ms: u32, off_ms: u32) {
+        let mut state = self.state.lock().unwrap();
+        for d in digits.chars() {
+            let ev = switchboard_media::dtmf::digit_to_event(d).expect("a DTMF key");
+            let (lo, hi) = switchboard_media::dtmf::event_frequencies(ev).unwrap();
+            state
+                .inband
+                .push_back((Some((f64::from(lo), f64::from(hi))), on_ms / 20));
+            state.inband.push_back((None, off_ms / 20));
+        }
+    }
+
+    /// Whether queued in-band digits are still being sent.
+    pub fn inband_pending(&self) -> bool {
+        !self.state.lock().unwrap().inband.is_empty()
+    }
+
+    /// The rate of the audio this phone decodes.
+    pub fn rate(&self) -> u32 {
+        self.codec.clock_rate()
+    }
+
     /// Sends one datagram now.
     pub fn send_raw(&self, to: SocketAddr, bytes: &[u8]) {
         self.socket.send_to(bytes, to).unwrap();
@@ -110,33 +203,53 @@ impl Caller {
         self.state.lock().unwrap().received.len()
     }
 
-    /// The last `ms` of audio received with payload type `pt` (PCMU),
-    /// decoded, in arrival order.
+    /// The last `ms` of audio received in this phone's codec, decoded, in
+    /// arrival order (Opus decoded afresh each time: the decoder warms up
+    /// on the packets before the window).
     pub fn recent_audio(&self, ms: usize) -> Vec<i16> {
         let state = self.state.lock().unwrap();
+        let pt = payload_type(self.codec);
         let packets: Vec<&Received> = state
             .received
             .iter()
-            .filter(|r| r.header.payload_type == 0)
+            .filter(|r| r.header.payload_type == pt)
             .collect();
         let take = ms / 20;
         let start = packets.len().saturating_sub(take);
-        let mut pcm = Vec::new();
-        for r in &packets[start..] {
-            let mut frame = vec![0i16; r.payload.len()];
-            g711::decode(Codec::Pcmu, &r.payload, &mut frame);
-            pcm.extend_from_slice(&frame);
+        match self.codec {
+            Codec::Opus => {
+                let warm = start.saturating_sub(10);
+                let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+                let mut pcm = Vec::new();
+                for (i, r) in packets[warm..].iter().enumerate() {
+                    let mut frame = vec![0i16; 5760];
+                    let n = dec.decode(&r.payload, &mut frame, false).unwrap_or(0);
+                    if warm + i >= start {
+                        pcm.extend_from_slice(&frame[..n]);
+                    }
+                }
+                pcm
+            }
+            codec => {
+                let mut pcm = Vec::new();
+                for r in &packets[start..] {
+                    let mut frame = vec![0i16; r.payload.len()];
+                    g711::decode(codec, &r.payload, &mut frame);
+                    pcm.extend_from_slice(&frame);
+                }
+                pcm
+            }
         }
-        pcm
     }
 
     /// Power at `freq` over the last 400 ms received.
     pub fn power(&self, freq: f64) -> f64 {
         let audio = self.recent_audio(400);
-        if audio.len() < 3200 {
+        let rate = self.rate();
+        if audio.len() < (rate as usize) * 2 / 5 {
             return 0.0;
         }
-        goertzel_power(&audio, 8000, freq)
+        goertzel_power(&audio, rate, freq)
     }
 }
 
@@ -149,42 +262,96 @@ impl Drop for Caller {
     }
 }
 
-fn caller_loop(socket: UdpSocket, state: Arc<Mutex<CallerState>>, stop: Arc<AtomicBool>) {
+fn caller_loop(
+    socket: UdpSocket,
+    state: Arc<Mutex<CallerState>>,
+    stop: Arc<AtomicBool>,
+    opts: CallerOptions,
+) {
     let ssrc: u32 = rand::random();
     let mut seq: u16 = rand::random();
     let mut ts: u32 = rand::random();
+    let rate = opts.codec.clock_rate();
+    let frame = (rate / 50) as u64;
+    let pt = payload_type(opts.codec);
+    let mut encoder = (opts.codec == Codec::Opus).then(|| {
+        let mut e =
+            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        e.set_inband_fec(true).unwrap();
+        e.set_packet_loss_perc(10).unwrap();
+        e
+    });
     let mut n: u64 = 0; // samples generated, for a continuous phase
     let mut next_send = Instant::now();
     let mut buf = [0u8; 2048];
+    let mut seed = 0x2545_f491_u32;
+    let mut random = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        f64::from(seed) / f64::from(u32::MAX)
+    };
+    let mut held: Option<Vec<u8>> = None;
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
         if now >= next_send {
-            let (target, tone) = {
-                let s = state.lock().unwrap();
-                (s.target, s.tone_hz)
+            let (target, tone, dtmf) = {
+                let mut s = state.lock().unwrap();
+                let dtmf = match s.inband.front_mut() {
+                    Some((pair, left)) if *left > 0 => {
+                        *left -= 1;
+                        Some(*pair)
+                    }
+                    _ => None,
+                };
+                if s.inband.front().is_some_and(|(_, left)| *left == 0) {
+                    s.inband.pop_front();
+                }
+                (s.target, s.tone_hz, dtmf)
             };
-            if let (Some(target), Some(freq)) = (target, tone) {
-                let pcm: Vec<i16> = (0..160)
+            let tones: Vec<(f64, f64)> = match dtmf {
+                Some(Some((lo, hi))) => vec![(lo, 5000.0), (hi, 5000.0)],
+                Some(None) => vec![],
+                None => tone.map(|f| vec![(f, TONE_AMPLITUDE)]).unwrap_or_default(),
+            };
+            if let (Some(target), false) = (target, tones.is_empty() && dtmf.is_none()) {
+                let pcm: Vec<i16> = (0..frame)
                     .map(|i| {
-                        let t = (n + i) as f64 / 8000.0;
-                        (TONE_AMPLITUDE * (std::f64::consts::TAU * freq * t).sin()) as i16
+                        let t = (n + i) as f64 / f64::from(rate);
+                        tones
+                            .iter()
+                            .map(|&(f, a)| a * (std::f64::consts::TAU * f * t).sin())
+                            .sum::<f64>() as i16
                     })
                     .collect();
-                let mut pkt = [0u8; 172];
+                let mut pkt = vec![0u8; 12 + 1500];
                 RtpHeader {
                     marker: false,
-                    payload_type: 0,
+                    payload_type: pt,
                     sequence: seq,
                     timestamp: ts,
                     ssrc,
                 }
                 .write(&mut pkt);
-                g711::encode(Codec::Pcmu, &pcm, &mut pkt[12..]);
-                let _ = socket.send_to(&pkt, target);
+                let len = match encoder.as_mut() {
+                    Some(e) => e.encode(&pcm, &mut pkt[12..]).unwrap(),
+                    None => g711::encode(opts.codec, &pcm, &mut pkt[12..]),
+                };
+                pkt.truncate(12 + len);
                 seq = seq.wrapping_add(1);
+                if random() < opts.loss {
+                    // lost on the way
+                } else if held.is_none() && random() < opts.reorder {
+                    held = Some(pkt);
+                } else {
+                    let _ = socket.send_to(&pkt, target);
+                    if let Some(late) = held.take() {
+                        let _ = socket.send_to(&late, target);
+                    }
+                }
             }
-            n += 160;
-            ts = ts.wrapping_add(160);
+            n += frame;
+            ts = ts.wrapping_add(frame as u32);
             next_send += Duration::from_millis(20);
             if now > next_send + Duration::from_millis(200) {
                 next_send = now + Duration::from_millis(20);

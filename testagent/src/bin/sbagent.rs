@@ -122,8 +122,9 @@ fn parse_codec(name: &str) -> Result<Codec, AgentError> {
     match name.trim().to_ascii_lowercase().as_str() {
         "pcmu" | "ulaw" => Ok(Codec::Pcmu),
         "pcma" | "alaw" => Ok(Codec::Pcma),
+        "opus" => Ok(Codec::Opus),
         other => Err(AgentError::InvalidState(format!(
-            "unknown codec {other:?} (pcmu, pcma)"
+            "unknown codec {other:?} (pcmu, pcma, opus)"
         ))),
     }
 }
@@ -300,7 +301,8 @@ mod tests {
     #[test]
     fn codecs_and_headers() {
         assert_eq!(parse_codec("PCMA").ok(), Some(Codec::Pcma));
-        assert!(parse_codec("opus").is_err());
+        assert_eq!(parse_codec("Opus").ok(), Some(Codec::Opus));
+        assert!(parse_codec("g729").is_err());
         assert_eq!(
             parse_header("X-Room: 42").ok(),
             Some(("X-Room".to_string(), "42".to_string()))

@@ -101,7 +101,7 @@ impl Dialog {
                 Err(_) => return self.reply(&request, 488, from).await,
             };
             let event = offer
-                .telephone_event()
+                .telephone_event_at(codec.clock_rate())
                 .filter(|_| telephone_event.is_some());
             self.local_sdp(&[codec], event, offer.direction.answer())
         };

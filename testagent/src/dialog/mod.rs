@@ -356,7 +356,7 @@ impl Dialog {
             addr: remote.rtp_addr(),
             codec: codec.clone(),
             telephone_event: if telephone_event {
-                remote.telephone_event()
+                remote.telephone_event_at(codec.clock_rate())
             } else {
                 None
             },

@@ -45,6 +45,8 @@ struct MediaState {
     stopped: bool,
     /// Payload types decoded as telephone-event.
     event_payload_types: Vec<u8>,
+    /// Decodes received Opus at 8 kHz (created with the first packet).
+    opus: Option<opus::Decoder>,
     sender: Sender,
     recorder: Recorder,
 }
@@ -108,6 +110,7 @@ impl Media {
                 sending: true,
                 stopped: false,
                 event_payload_types: Vec::new(),
+                opus: None,
                 sender: Sender::new(),
                 recorder: Recorder::new(Instant::now()),
             }),
@@ -375,6 +378,32 @@ async fn receive_loop(shared: Arc<MediaShared>, cancel: CancellationToken) {
                         .recorder
                         .write_event(packet.ssrc, packet.timestamp, arrival, event);
                 }
+            } else if packet.payload_type == Codec::Opus.payload_type() {
+                let decoder = match state.opus.as_mut() {
+                    Some(d) => d,
+                    None => match opus::Decoder::new(8000, opus::Channels::Mono) {
+                        Ok(d) => state.opus.insert(d),
+                        Err(error) => {
+                            tracing::debug!(%error, "no Opus decoder");
+                            continue;
+                        }
+                    },
+                };
+                let mut pcm = vec![0i16; 960];
+                let n = match decoder.decode(packet.payload, &mut pcm, false) {
+                    Ok(n) => n,
+                    Err(error) => {
+                        tracing::debug!(%error, "bad Opus packet");
+                        continue;
+                    }
+                };
+                state.recorder.write_audio_clocked(
+                    packet.ssrc,
+                    packet.timestamp,
+                    Codec::Opus.clock_rate(),
+                    arrival,
+                    &pcm[..n],
+                );
             } else {
                 let decode: fn(u8) -> i16 = match packet.payload_type {
                     0 => g711::ulaw_to_linear,
@@ -401,6 +430,9 @@ async fn send_loop(shared: Arc<MediaShared>, cancel: CancellationToken) {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
+        }
+        if shared.lock().stopped {
+            return; // nothing more to send, ever
         }
         let now = tokio::time::Instant::now();
         let behind = now.saturating_duration_since(next);

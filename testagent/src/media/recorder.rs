@@ -86,8 +86,22 @@ impl Recorder {
         self.stopped_at.get_or_insert(at);
     }
 
-    /// Places decoded audio of one packet.
+    /// Places decoded audio (8 kHz) of one packet whose RTP clock runs at
+    /// 8 kHz (G.711).
     pub fn write_audio(&mut self, ssrc: u32, timestamp: u32, arrival: Instant, pcm: &[i16]) {
+        self.write_audio_clocked(ssrc, timestamp, SAMPLE_RATE, arrival, pcm);
+    }
+
+    /// Places decoded audio (8 kHz) of one packet whose RTP clock runs at
+    /// `clock_rate` (48 kHz for Opus).
+    pub fn write_audio_clocked(
+        &mut self,
+        ssrc: u32,
+        timestamp: u32,
+        clock_rate: u32,
+        arrival: Instant,
+        pcm: &[i16],
+    ) {
         if self.stopped_at.is_some() {
             return;
         }
@@ -96,8 +110,9 @@ impl Recorder {
             timestamp,
             position: arrived,
         });
+        let ticks = i64::from(timestamp.wrapping_sub(anchor.timestamp) as i32);
         let mut position =
-            anchor.position + i64::from(timestamp.wrapping_sub(anchor.timestamp) as i32);
+            anchor.position + ticks * i64::from(SAMPLE_RATE) / i64::from(clock_rate.max(1));
         if (position - arrived).abs() > REANCHOR_AFTER {
             self.anchors.insert(
                 ssrc,

@@ -103,6 +103,8 @@ pub(crate) struct OutputFormat {
 
 /// State of the outgoing RTP stream.
 pub(crate) struct Sender {
+    /// Encodes 8 kHz frames as Opus (created with the first Opus packet).
+    opus: Option<opus::Encoder>,
     ssrc: u32,
     sequence: u16,
     timestamp: u32,
@@ -126,6 +128,7 @@ enum Payload {
 impl Sender {
     pub fn new() -> Sender {
         Sender {
+            opus: None,
             ssrc: rand::random(),
             sequence: rand::random(),
             timestamp: rand::random(),
@@ -151,20 +154,25 @@ impl Sender {
     }
 
     /// Advances the clock without sending (the sender fell far behind).
+    /// Timestamps are in units of an 8 kHz clock here; a 48 kHz codec's
+    /// packets scale them (see `rtp_clock`).
     pub fn skip(&mut self, frames: u32) {
         self.timestamp = self.timestamp.wrapping_add(frames * FRAME_SAMPLES as u32);
     }
 
     /// The next 20 ms packet, or `None` when the codec cannot be sent.
     pub fn next_packet(&mut self, format: &OutputFormat) -> Option<Vec<u8>> {
+        // The stream's RTP clock advances by one frame of the codec's clock.
+        let step = format.codec.clock_rate() / 50;
         let now = self.timestamp;
-        self.timestamp = now.wrapping_add(FRAME_SAMPLES as u32);
+        self.timestamp = now.wrapping_add(step);
         let payload = self.next_payload(now, format);
         let (payload_type, marker, timestamp, bytes) = match payload {
             Payload::Audio(frame) => {
                 let bytes: Vec<u8> = match format.codec {
                     Codec::Pcmu => frame.iter().map(|&s| g711::linear_to_ulaw(s)).collect(),
                     Codec::Pcma => frame.iter().map(|&s| g711::linear_to_alaw(s)).collect(),
+                    Codec::Opus => self.encode_opus(&frame)?,
                     Codec::Other { .. } => return None,
                 };
                 (format.codec.payload_type(), self.first_packet, now, bytes)
@@ -189,6 +197,20 @@ impl Sender {
             ssrc: self.ssrc,
             payload: &bytes,
         }))
+    }
+
+    fn encode_opus(&mut self, frame: &Frame) -> Option<Vec<u8>> {
+        if self.opus.is_none() {
+            let mut e =
+                opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip).ok()?;
+            e.set_inband_fec(true).ok()?;
+            e.set_packet_loss_perc(10).ok()?;
+            self.opus = Some(e);
+        }
+        let mut out = vec![0u8; 400];
+        let n = self.opus.as_mut()?.encode(frame, &mut out).ok()?;
+        out.truncate(n);
+        Some(out)
     }
 
     fn next_payload(&mut self, now: u32, format: &OutputFormat) -> Payload {
@@ -225,7 +247,8 @@ impl Sender {
                         event,
                         end: tick >= job.on_ticks,
                         volume: job.volume,
-                        duration: ((tick.min(job.on_ticks - 1) + 1) * FRAME_SAMPLES as u32)
+                        duration: ((tick.min(job.on_ticks - 1) + 1)
+                            * (format.codec.clock_rate() / 50))
                             .min(u32::from(u16::MAX)) as u16,
                     },
                     marker: tick == 0,

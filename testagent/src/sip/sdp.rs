@@ -74,16 +74,24 @@ impl AudioDescription {
         self.formats.iter().find_map(|format| {
             accepted
                 .iter()
-                .find(|codec| codec.is_g711() && matches(format, codec))
+                .find(|codec| codec.can_encode() && matches(format, codec))
                 .cloned()
         })
     }
 
     /// The telephone-event payload type at 8 kHz, if listed.
     pub fn telephone_event(&self) -> Option<u8> {
+        self.telephone_event_at(8000)
+    }
+
+    /// The telephone-event payload type at `clock_rate` (the codec's), if
+    /// listed.
+    pub fn telephone_event_at(&self, clock_rate: u32) -> Option<u8> {
         self.formats
             .iter()
-            .find(|f| f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock_rate == 8000)
+            .find(|f| {
+                f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock_rate == clock_rate
+            })
             .map(|f| f.payload_type)
     }
 }
@@ -225,6 +233,23 @@ pub(crate) struct LocalDescription<'a> {
     pub direction: Direction,
 }
 
+/// The telephone-event formats to write with `codecs`: one per clock rate
+/// (RFC 4733: the event clock matches the codec's), the first at `pt`, the
+/// next at `pt + 1`.
+pub(crate) fn event_formats(codecs: &[Codec], pt: u8) -> Vec<(u8, u32)> {
+    let mut rates: Vec<u32> = Vec::new();
+    for c in codecs {
+        if !rates.contains(&c.clock_rate()) {
+            rates.push(c.clock_rate());
+        }
+    }
+    rates
+        .into_iter()
+        .enumerate()
+        .map(|(i, rate)| (pt.wrapping_add(i as u8), rate))
+        .collect()
+}
+
 /// Writes an offer or answer with one audio stream.
 pub(crate) fn write(local: &LocalDescription<'_>) -> String {
     let ip = local.rtp.ip();
@@ -234,7 +259,11 @@ pub(crate) fn write(local: &LocalDescription<'_>) -> String {
         .iter()
         .map(|c| c.payload_type().to_string())
         .collect();
-    if let Some(pt) = local.telephone_event {
+    let events = local
+        .telephone_event
+        .map(|pt| event_formats(local.codecs, pt))
+        .unwrap_or_default();
+    for (pt, _) in &events {
         types.push(pt.to_string());
     }
     let mut sdp = format!(
@@ -245,16 +274,26 @@ pub(crate) fn write(local: &LocalDescription<'_>) -> String {
         types = types.join(" "),
     );
     for codec in local.codecs {
+        let channels = codec
+            .rtpmap_channels()
+            .map(|c| format!("/{c}"))
+            .unwrap_or_default();
         sdp.push_str(&format!(
-            "a=rtpmap:{} {}/{}\r\n",
+            "a=rtpmap:{} {}/{}{channels}\r\n",
             codec.payload_type(),
             codec.encoding(),
             codec.clock_rate()
         ));
+        if *codec == Codec::Opus {
+            sdp.push_str(&format!(
+                "a=fmtp:{} useinbandfec=1\r\n",
+                codec.payload_type()
+            ));
+        }
     }
-    if let Some(pt) = local.telephone_event {
+    for (pt, rate) in events {
         sdp.push_str(&format!(
-            "a=rtpmap:{pt} telephone-event/8000\r\na=fmtp:{pt} 0-16\r\n"
+            "a=rtpmap:{pt} telephone-event/{rate}\r\na=fmtp:{pt} 0-16\r\n"
         ));
     }
     sdp.push_str(&format!(
@@ -290,6 +329,36 @@ mod tests {
             Some(Codec::Pcma)
         );
         assert_eq!(parsed.choose_codec(&[Codec::Pcmu]), Some(Codec::Pcmu));
+    }
+
+    #[test]
+    fn opus_offer_has_events_at_both_rates() {
+        let codecs = [Codec::Opus, Codec::Pcmu];
+        let text = write(&LocalDescription {
+            rtp: "127.0.0.1:4000".parse().expect("addr"),
+            session_id: 1,
+            version: 1,
+            codecs: &codecs,
+            telephone_event: Some(101),
+            direction: Direction::SendRecv,
+        });
+        assert!(
+            text.contains("m=audio 4000 RTP/AVP 111 0 101 102\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("a=rtpmap:111 opus/48000/2\r\n"), "{text}");
+        assert!(
+            text.contains("a=rtpmap:101 telephone-event/48000\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a=rtpmap:102 telephone-event/8000\r\n"),
+            "{text}"
+        );
+        let parsed = parse(text.as_bytes()).expect("parses");
+        assert_eq!(parsed.choose_codec(&[Codec::Opus]), Some(Codec::Opus));
+        assert_eq!(parsed.telephone_event_at(48_000), Some(101));
+        assert_eq!(parsed.telephone_event(), Some(102));
     }
 
     #[test]

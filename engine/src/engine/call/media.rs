@@ -60,41 +60,27 @@ impl CallMedia {
         }
     }
 
-    /// DTMF sent as SIP INFO (`application/dtmf-relay` or `application/dtmf`).
+    /// An in-dialog SIP INFO: a DTMF body (`application/dtmf-relay` or
+    /// `application/dtmf`) becomes a digit through the leg, which drops it
+    /// if the same key press already came as RFC 4733 or in-band tones.
     pub(super) fn on_info(&self, call: &Call, content_type: Option<&str>, body: &[u8]) {
-        let Some(digit) = parse_info_dtmf(content_type, body) else {
+        use switchboard_media::dtmf::info;
+        let Some(content_type) = content_type.filter(|c| info::is_dtmf_content_type(c)) else {
             debug!(call = %call.id(), ?content_type, "INFO without DTMF ignored");
             return;
         };
-        call.deliver_digit(digit, DtmfSource::SipInfo);
+        match info::parse_info(content_type, body) {
+            Ok(d) => match self.leg.get() {
+                Some(leg) => {
+                    if let Err(e) = leg.inject_dtmf(d.digit, DtmfSource::SipInfo, d.duration_ms) {
+                        debug!(call = %call.id(), error = %e, "INFO digit dropped");
+                    }
+                }
+                None => debug!(call = %call.id(), "INFO digit before the call has media"),
+            },
+            Err(e) => debug!(call = %call.id(), error = %e, "unreadable DTMF INFO"),
+        }
     }
-}
-
-/// The digit of a DTMF INFO body, if it is one.
-pub(crate) fn parse_info_dtmf(content_type: Option<&str>, body: &[u8]) -> Option<char> {
-    let content_type = content_type?.split(';').next()?.trim().to_ascii_lowercase();
-    let body = std::str::from_utf8(body).ok()?;
-    let signal = match content_type.as_str() {
-        "application/dtmf-relay" => body.lines().find_map(|line| {
-            let (key, value) = line.split_once('=')?;
-            key.trim()
-                .eq_ignore_ascii_case("signal")
-                .then(|| value.trim().to_string())
-        })?,
-        "application/dtmf" => body.trim().to_string(),
-        _ => return None,
-    };
-    let mut chars = signal.chars();
-    let digit = chars.next()?.to_ascii_uppercase();
-    if chars.next().is_some() {
-        // Events 10/11 as numbers: `*` and `#`.
-        return match signal.as_str() {
-            "10" => Some('*'),
-            "11" => Some('#'),
-            _ => None,
-        };
-    }
-    matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D').then_some(digit)
 }
 
 /// A media playback's end as scenarios see it.
@@ -334,33 +320,4 @@ pub(super) fn local_ip_toward(remote: IpAddr) -> Option<IpAddr> {
     let socket = UdpSocket::bind(bind).ok()?;
     socket.connect(SocketAddr::new(remote, 9)).ok()?;
     socket.local_addr().ok().map(|a| a.ip())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_info_dtmf;
-
-    #[test]
-    fn dtmf_info_bodies() {
-        let relay = Some("application/dtmf-relay");
-        assert_eq!(
-            parse_info_dtmf(relay, b"Signal=5\r\nDuration=160\r\n"),
-            Some('5')
-        );
-        assert_eq!(
-            parse_info_dtmf(relay, b"signal = #\nDuration=100"),
-            Some('#')
-        );
-        assert_eq!(parse_info_dtmf(relay, b"Signal=11\r\n"), Some('#'));
-        assert_eq!(parse_info_dtmf(relay, b"Signal=x\r\n"), None);
-        assert_eq!(parse_info_dtmf(relay, b"Duration=160"), None);
-        assert_eq!(parse_info_dtmf(Some("application/dtmf"), b"7"), Some('7'));
-        assert_eq!(
-            parse_info_dtmf(Some("application/dtmf; x=y"), b" * "),
-            Some('*')
-        );
-        assert_eq!(parse_info_dtmf(Some("text/plain"), b"5"), None);
-        assert_eq!(parse_info_dtmf(None, b"5"), None);
-        assert_eq!(parse_info_dtmf(relay, &[0xff, 0xfe]), None);
-    }
 }

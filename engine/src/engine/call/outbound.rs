@@ -15,13 +15,36 @@ use crate::engine::dispatch::SUPPORTED_CODECS;
 use crate::engine::events::EngineEvent;
 use crate::engine::EngineInner;
 
-/// The telephone-event payload type we offer.
-const DTMF_PAYLOAD_TYPE: u8 = 101;
+/// The payload type we offer Opus at (dynamic; the usual choice).
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Telephone-event payload types we offer, one per clock rate.
+const TELEPHONE_EVENTS: &[(u8, u32)] = &[(101, 8000), (110, 48_000)];
 
 fn failure(code: u16, reason: impl Into<String>) -> DialError {
     DialError {
         code,
         reason: reason.into(),
+    }
+}
+
+/// How we offer `codec`: Opus as RFC 7587 says (always `/2` in the rtpmap,
+/// mono and in-band FEC by fmtp), G.711 at its static payload type.
+fn offered_format(codec: Codec) -> sdp::Format {
+    match codec.static_payload_type() {
+        Some(payload_type) => sdp::Format {
+            payload_type,
+            encoding: codec.encoding_name().to_string(),
+            clock_rate: codec.clock_rate(),
+            channels: 1,
+            fmtp: None,
+        },
+        None => sdp::Format {
+            payload_type: OPUS_PAYLOAD_TYPE,
+            encoding: codec.encoding_name().to_string(),
+            clock_rate: codec.clock_rate(),
+            channels: 2,
+            fmtp: Some("minptime=10;useinbandfec=1".into()),
+        },
     }
 }
 
@@ -53,19 +76,13 @@ pub(crate) async fn dial(
     let formats: Vec<sdp::Format> = SUPPORTED_CODECS
         .iter()
         .filter_map(|(encoding, rate)| Codec::from_encoding(encoding, *rate))
-        .map(|codec| sdp::Format {
-            payload_type: codec.static_payload_type(),
-            encoding: codec.encoding_name().to_string(),
-            clock_rate: codec.clock_rate(),
-            channels: 1,
-            fmtp: None,
-        })
+        .map(offered_format)
         .collect();
     let offer = sdp::write_offer(
         local,
         rand::random::<u32>() as u64,
         &formats,
-        Some(DTMF_PAYLOAD_TYPE),
+        TELEPHONE_EVENTS,
     );
     let from = match opts.from {
         Some(from) => from,

@@ -1,22 +1,34 @@
 //! Jitter buffer: turns RTP packets that arrive late, early, reordered or
 //! twice into a steady stream of 20 ms frames.
 //!
-//! Packets are stored encoded and decoded at playout (so a codec with state
-//! or packet-loss concealment can be plugged in through [`PayloadDecoder`]).
+//! Packets are stored encoded and decoded at playout (so a codec with state,
+//! packet-loss concealment or FEC plugs in through [`PayloadDecoder`]).
 //! Playout follows the RTP timestamps: the buffer keeps a playout position
-//! `play_ts` on the sender's timeline that advances by exactly one frame per
-//! [`JitterBuffer::pop`]. The first packet anchors it `target_depth` samples
-//! behind that packet, so each packet waits about that long before it plays.
+//! `play_ts` on the sender's timeline. The first packet anchors it
+//! `target_depth` samples behind that packet.
 //!
-//! This version keeps the depth fixed. The knobs for the adaptive version
-//! (moving `play_ts` to grow or shrink the depth, drift correction,
-//! concealment) are `play_ts`, [`JitterConfig`] and
-//! [`PayloadDecoder::conceal`].
+//! Adaptive mode ([`JitterConfig::adaptive`], packets given with their
+//! arrival time through [`JitterBuffer::insert_at`]): an estimator measures
+//! how late packets come relative to the fastest recent one, and the buffer
+//! holds that much (the "lag") plus a small margin. It converges on the
+//! target by shortening or lengthening single frames by up to 2.5 ms with a
+//! pitch-matched cross-fade (`timescale`), which also absorbs clock drift
+//! between the sender and our tick. Gaps are concealed (codec PLC, or Opus
+//! FEC from the next packet when that is the only one missing).
+
+mod estimator;
+mod timescale;
+
+use estimator::DelayEstimator;
 
 use crate::rtp::{SeqExtender, TimestampExtender};
 
-/// Largest payload stored: 60 ms of G.711.
-pub const MAX_PAYLOAD: usize = 480;
+/// Largest payload stored: 60 ms of G.711, or Opus up to 256 kbit/s.
+pub const MAX_PAYLOAD: usize = 640;
+/// Largest decoded packet: 60 ms at 48 kHz.
+pub const MAX_DECODED: usize = 2880;
+/// Room for one frame plus the largest time-scale shift.
+const FIFO: usize = 2 * crate::MAX_FRAME;
 /// Packets held at once (ring indexed by extended sequence number).
 const SLOTS: usize = 32;
 /// A sequence jump larger than this is a restarted stream (RFC 3550 A.1).
@@ -30,10 +42,17 @@ pub trait PayloadDecoder {
     fn samples(&self, payload: &[u8]) -> usize;
     /// Decodes `payload` into `out`, returning the samples written.
     fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> usize;
-    /// Fills `out` for samples that never arrived. Silence for now; the place
-    /// for packet-loss concealment.
+    /// Fills `out` for samples that never arrived (packet-loss
+    /// concealment; silence by default).
     fn conceal(&mut self, out: &mut [i16]) {
         out.fill(0);
+    }
+    /// Rebuilds the audio of `out.len()` samples lost right before the
+    /// packet `next` from redundancy inside `next` (Opus in-band FEC).
+    /// False if the codec or the packet has none.
+    fn recover(&mut self, next: &[u8], out: &mut [i16]) -> bool {
+        let _ = (next, out);
+        false
     }
 }
 
@@ -45,6 +64,21 @@ pub struct JitterConfig {
     /// A packet further than this ahead of playout re-anchors playout on it
     /// (drops what is older) so latency stays bounded.
     pub max_depth: u32,
+    /// Follow the measured jitter and the sender's clock (see the module
+    /// docs); `None` keeps `target_depth` fixed.
+    pub adaptive: Option<Adaptive>,
+}
+
+/// Bounds of an adaptive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adaptive {
+    /// The stream's clock rate (samples per second).
+    pub rate: u32,
+    /// Extra lag kept above what the arrivals needed.
+    pub margin: u32,
+    /// Lag bounds.
+    pub min_lag: u32,
+    pub max_lag: u32,
 }
 
 impl Default for JitterConfig {
@@ -54,6 +88,25 @@ impl Default for JitterConfig {
         JitterConfig {
             target_depth: 2 * crate::FRAME_SAMPLES as u32,
             max_depth: 1600,
+            adaptive: None,
+        }
+    }
+}
+
+impl JitterConfig {
+    /// An adaptive buffer for a stream at `rate`: starts one frame deep,
+    /// keeps 5 ms above the measured need, never more than 200 ms.
+    pub fn adaptive(rate: u32) -> JitterConfig {
+        let ms = |ms: u32| rate / 1000 * ms;
+        JitterConfig {
+            target_depth: ms(20),
+            max_depth: ms(300),
+            adaptive: Some(Adaptive {
+                rate,
+                margin: ms(5),
+                min_lag: 0,
+                max_lag: ms(200),
+            }),
         }
     }
 }
@@ -75,6 +128,13 @@ pub struct JitterStats {
     pub reanchors: u64,
     /// Frames popped with nothing to play while a stream was active.
     pub underruns: u64,
+    /// Lost packets rebuilt from the next packet's FEC.
+    pub recovered: u64,
+    /// Samples filled by concealment.
+    pub concealed: u64,
+    /// Frames shortened / lengthened to follow the target depth.
+    pub compressed: u64,
+    pub expanded: u64,
 }
 
 /// What [`JitterBuffer::insert`] did with a packet.
@@ -107,29 +167,32 @@ impl Frame {
     }
 }
 
+/// What the buffer knows of one stored packet. The payloads live apart
+/// (`JitterBuffer::data`) so scanning the slots touches a few cache lines,
+/// not 32 payloads: with a thousand legs per tick that matters.
+#[derive(Clone, Copy)]
 struct Slot {
     used: bool,
+    len: u16,
+    samples: u32,
     ext_seq: u64,
     ext_ts: u64,
-    samples: u32,
-    len: u16,
-    data: [u8; MAX_PAYLOAD],
 }
 
 const EMPTY_SLOT: Slot = Slot {
     used: false,
+    len: 0,
+    samples: 0,
     ext_seq: 0,
     ext_ts: 0,
-    samples: 0,
-    len: 0,
-    data: [0; MAX_PAYLOAD],
 };
 
 /// A fixed-depth jitter buffer for one RTP stream (allocates only when
 /// created).
 pub struct JitterBuffer {
     config: JitterConfig,
-    slots: Box<[Slot; SLOTS]>,
+    slots: [Slot; SLOTS],
+    data: Box<[[u8; MAX_PAYLOAD]; SLOTS]>,
     ssrc: Option<u32>,
     seq: SeqExtender,
     ts: TimestampExtender,
@@ -138,27 +201,107 @@ pub struct JitterBuffer {
     /// Next sample to play, on the sender's extended timestamp line.
     play_ts: Option<u64>,
     /// The decoded packet being played: `carry[..carry_len]` starts at `carry_ts`.
-    carry: [i16; MAX_PAYLOAD],
+    carry: Box<[i16; MAX_DECODED]>,
     carry_ts: u64,
     carry_len: usize,
+    /// Extended timestamp of the last packet inserted.
+    last_ext_ts: u64,
+    /// Samples taken out at `play_ts` but not played yet (after a
+    /// time-scale step): `fifo[..fifo_len]` ends at `play_ts`.
+    fifo: Fifo,
+    fifo_len: usize,
+    estimator: DelayEstimator,
+    /// Smallest lag (samples buffered beyond one frame) seen at a pop in
+    /// the current window, and pops in it.
+    window_min_lag: u64,
+    window_pops: u32,
+    /// The lag measured over the last full window.
+    lag: Option<u64>,
     stats: JitterStats,
 }
+
+/// The fifo's storage; `Default` only for lending it out during a pop (a
+/// zero-length box does not allocate).
+struct Fifo(Box<[i16]>);
+
+impl Default for Fifo {
+    fn default() -> Fifo {
+        Fifo(Box::new([]))
+    }
+}
+
+impl Fifo {
+    fn new() -> Fifo {
+        Fifo(vec![0; FIFO].into_boxed_slice())
+    }
+}
+
+impl std::ops::Deref for Fifo {
+    type Target = [i16];
+    fn deref(&self) -> &[i16] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Fifo {
+    fn deref_mut(&mut self) -> &mut [i16] {
+        &mut self.0
+    }
+}
+
+/// What one pop does to the playout rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Keep,
+    /// Play `k` more samples of input in this frame (shrink the lag).
+    Compress(usize),
+    /// Play up to `k` fewer (grow the lag).
+    Expand(usize),
+}
+
+/// Pops per adaptation window (200 ms).
+const ADAPT_WINDOW: u32 = 10;
 
 impl JitterBuffer {
     pub fn new(config: JitterConfig) -> JitterBuffer {
         JitterBuffer {
             config,
-            slots: Box::new([EMPTY_SLOT; SLOTS]),
+            slots: [EMPTY_SLOT; SLOTS],
+            data: Box::new([[0; MAX_PAYLOAD]; SLOTS]),
             ssrc: None,
             seq: SeqExtender::default(),
             ts: TimestampExtender::default(),
             seen: 0,
             play_ts: None,
-            carry: [0; MAX_PAYLOAD],
+            carry: Box::new([0; MAX_DECODED]),
             carry_ts: 0,
             carry_len: 0,
+            last_ext_ts: 0,
+            fifo: Fifo::new(),
+            fifo_len: 0,
+            estimator: DelayEstimator::default(),
+            window_min_lag: u64::MAX,
+            window_pops: 0,
+            lag: None,
             stats: JitterStats::default(),
         }
+    }
+
+    /// The lag the buffer aims for now (samples beyond the frame being
+    /// played): the configured depth, or in adaptive mode the measured need
+    /// plus the margin.
+    pub fn target_lag(&self) -> u32 {
+        match self.config.adaptive {
+            None => self.config.target_depth,
+            Some(a) => (self.estimator.needed() + a.margin).clamp(a.min_lag, a.max_lag),
+        }
+    }
+
+    /// The lag measured over the last adaptation window, if any: how much
+    /// audio waited in the buffer beyond the frame being played, at its
+    /// smallest (the delay the buffer adds in steady state).
+    pub fn measured_lag(&self) -> Option<u64> {
+        self.lag
     }
 
     pub fn config(&self) -> JitterConfig {
@@ -177,7 +320,27 @@ impl JitterBuffer {
         for s in self.slots.iter().filter(|s| s.used) {
             end = end.max(s.ext_ts + u64::from(s.samples));
         }
-        end - play
+        end - play + self.fifo_len as u64
+    }
+
+    /// Stores an audio packet that arrived at `arrival_ms` (on the caller's
+    /// clock): in adaptive mode its delay feeds the depth estimate.
+    pub fn insert_at(
+        &mut self,
+        ssrc: u32,
+        seq: u16,
+        ts: u32,
+        payload: &[u8],
+        decoder: &impl PayloadDecoder,
+        arrival_ms: u64,
+    ) -> Insert {
+        let r = self.insert(ssrc, seq, ts, payload, decoder);
+        if let (Insert::Accepted, Some(a)) = (r, self.config.adaptive) {
+            // This packet's own timestamp: a reordered one was simply late.
+            let arrival = (arrival_ms as i64) * i64::from(a.rate) / 1000;
+            self.estimator.on_packet(arrival, self.last_ext_ts as i64);
+        }
+        r
     }
 
     /// Stores an audio packet.
@@ -198,7 +361,11 @@ impl JitterBuffer {
             return Insert::Duplicate;
         };
         let ext_ts = self.ts.extend(ts);
+        self.last_ext_ts = ext_ts;
         let samples = samples as u64;
+        if samples as usize > MAX_DECODED {
+            return Insert::Rejected;
+        }
 
         let play = match self.play_ts {
             None => self.reanchor(ext_ts, false),
@@ -220,7 +387,8 @@ impl JitterBuffer {
         };
         debug_assert!(ext_ts + samples > play);
 
-        let slot = &mut self.slots[(ext_seq % SLOTS as u64) as usize];
+        let index = (ext_seq % SLOTS as u64) as usize;
+        let slot = &mut self.slots[index];
         if slot.used {
             if slot.ext_seq > ext_seq {
                 // A newer packet owns the slot: this one is hopelessly old.
@@ -235,7 +403,7 @@ impl JitterBuffer {
         slot.ext_ts = ext_ts;
         slot.samples = samples as u32;
         slot.len = payload.len() as u16;
-        slot.data[..payload.len()].copy_from_slice(payload);
+        self.data[index][..payload.len()].copy_from_slice(payload);
         self.stats.accepted += 1;
         Insert::Accepted
     }
@@ -248,12 +416,103 @@ impl JitterBuffer {
         }
     }
 
-    /// Plays out the next `out.len()` samples.
+    /// Plays out the next `out.len()` samples (at most a frame at 48 kHz).
     pub fn pop(&mut self, decoder: &mut impl PayloadDecoder, out: &mut [i16]) -> Frame {
-        let Some(mut play) = self.play_ts else {
+        let n = out.len().min(crate::MAX_FRAME);
+        let out = &mut out[..n];
+        let Some(play) = self.play_ts else {
             out.fill(0);
             return Frame::Idle;
         };
+        let lag = self.buffered_samples().saturating_sub(n as u64);
+        let step = self.adjustment(lag, n);
+        // Take what this frame needs (more or fewer samples to shift the
+        // depth) into the fifo, behind what is left there.
+        let want = match step {
+            Step::Compress(k) => n + k,
+            Step::Keep | Step::Expand(_) => n,
+        };
+        if step == Step::Keep && self.fifo_len == 0 {
+            // The common case: straight into `out`, no fifo.
+            let received = self.take(decoder, play, out);
+            return self.classify(received, n);
+        }
+        let received = if self.fifo_len < want {
+            let (from, to) = (self.fifo_len, want);
+            // Lend the fifo out so `take` can borrow the rest of `self`.
+            let mut fifo = std::mem::take(&mut self.fifo);
+            let taken = self.take(decoder, play, &mut fifo[from..to]);
+            self.fifo = fifo;
+            self.fifo_len = to;
+            from + taken
+        } else {
+            n
+        };
+        let input = &self.fifo[..self.fifo_len];
+        let step_hint = (self.config.adaptive.map_or(8000, |a| a.rate) / 8000).max(1) as usize;
+        let consumed = match step {
+            Step::Keep => {
+                out.copy_from_slice(&input[..n]);
+                n
+            }
+            Step::Compress(k) => {
+                self.stats.compressed += 1;
+                timescale::compress(input, out, k, step_hint)
+            }
+            Step::Expand(k) => {
+                self.stats.expanded += 1;
+                timescale::expand(input, out, k, step_hint)
+            }
+        };
+        let consumed = consumed.min(self.fifo_len);
+        self.fifo.copy_within(consumed..self.fifo_len, 0);
+        self.fifo_len -= consumed;
+        self.classify(received.min(n), n)
+    }
+
+    fn classify(&mut self, received: usize, n: usize) -> Frame {
+        if received >= n {
+            Frame::Audio
+        } else if received > 0 {
+            Frame::Partial
+        } else {
+            self.stats.underruns += 1;
+            Frame::Missing
+        }
+    }
+
+    /// Decides whether this frame shortens or lengthens playout, from the
+    /// lag (samples buffered beyond this frame) at its smallest over the
+    /// last window.
+    fn adjustment(&mut self, lag: u64, n: usize) -> Step {
+        let Some(a) = self.config.adaptive else {
+            return Step::Keep;
+        };
+        self.window_min_lag = self.window_min_lag.min(lag);
+        self.window_pops += 1;
+        if self.window_pops < ADAPT_WINDOW {
+            return Step::Keep;
+        }
+        let measured = self.window_min_lag;
+        self.window_pops = 0;
+        self.window_min_lag = u64::MAX;
+        self.lag = Some(measured);
+        let target = u64::from(self.target_lag());
+        let tolerance = (a.rate / 1000 * 2) as u64; // 2 ms
+        let max_shift = (n / timescale::MAX_SHIFT_DIVISOR) as u64;
+        if measured > target + tolerance {
+            Step::Compress((measured - target).min(max_shift) as usize)
+        } else if measured + tolerance < target && self.fifo_len == 0 {
+            Step::Expand((target - measured).min(max_shift) as usize)
+        } else {
+            Step::Keep
+        }
+    }
+
+    /// Fills `out` with the samples at the playout position (decoding,
+    /// concealing or recovering gaps) and advances it. Returns how many
+    /// samples were received audio.
+    fn take(&mut self, decoder: &mut impl PayloadDecoder, mut play: u64, out: &mut [i16]) -> usize {
         let mut pos = 0;
         let mut received = 0;
         while pos < out.len() {
@@ -271,6 +530,7 @@ impl JitterBuffer {
             }
             let Some(i) = self.earliest_slot() else {
                 decoder.conceal(&mut out[pos..]);
+                self.stats.concealed += rest as u64;
                 play += rest as u64;
                 break;
             };
@@ -279,27 +539,53 @@ impl JitterBuffer {
                 slot.used = false;
                 self.stats.late += 1;
             } else if slot.ext_ts > play {
-                // A gap before the next packet.
-                let n = ((slot.ext_ts - play) as usize).min(rest);
+                // A gap before the next packet. If exactly the packet before
+                // it is missing, its FEC may rebuild the whole gap.
+                let gap = (slot.ext_ts - play) as usize;
+                let follows_carry = carry_end == play && self.carry_len > 0;
+                if follows_carry && gap <= MAX_DECODED && gap <= slot.samples as usize {
+                    let payload = &self.data[i][..usize::from(slot.len)];
+                    if decoder.recover(payload, &mut self.carry[..gap]) {
+                        self.stats.recovered += 1;
+                        self.carry_ts = play;
+                        self.carry_len = gap;
+                        continue;
+                    }
+                }
+                let n = gap.min(rest);
                 decoder.conceal(&mut out[pos..pos + n]);
+                self.stats.concealed += n as u64;
                 pos += n;
                 play += n as u64;
+            } else if slot.ext_ts == play && slot.samples as usize == rest {
+                // Exactly the rest of the request: decode in place.
+                slot.used = false;
+                let n = decoder.decode(&self.data[i][..usize::from(slot.len)], &mut out[pos..]);
+                if n == rest {
+                    self.carry_len = 0;
+                    pos += n;
+                    play += n as u64;
+                    received += n;
+                } else {
+                    // Undecodable: conceal it like a gap.
+                    decoder.conceal(&mut out[pos..]);
+                    self.stats.concealed += rest as u64;
+                    pos += rest;
+                    play += rest as u64;
+                }
             } else {
                 slot.used = false;
-                self.carry_len =
-                    decoder.decode(&slot.data[..usize::from(slot.len)], &mut self.carry);
+                let n = decoder.decode(&self.data[i][..usize::from(slot.len)], &mut self.carry[..]);
+                self.carry_len = n;
                 self.carry_ts = slot.ext_ts;
+                if n == 0 {
+                    // Undecodable after all: skip it as a gap.
+                    self.carry_len = 0;
+                }
             }
         }
         self.play_ts = Some(play);
-        if received == out.len() {
-            Frame::Audio
-        } else if received > 0 {
-            Frame::Partial
-        } else {
-            self.stats.underruns += 1;
-            Frame::Missing
-        }
+        received
     }
 
     /// Forgets the stream (a new one anchors afresh). Counters are kept.
@@ -313,6 +599,10 @@ impl JitterBuffer {
         self.seen = 0;
         self.play_ts = None;
         self.carry_len = 0;
+        self.fifo_len = 0;
+        self.estimator.reset();
+        self.window_pops = 0;
+        self.window_min_lag = u64::MAX;
     }
 
     /// Sequence bookkeeping: SSRC changes, restarts, duplicates and gaps.
@@ -371,7 +661,12 @@ impl JitterBuffer {
     /// Moves playout so that the packet at `ext_ts` plays after the target
     /// depth; drops what would then be late. Returns the new position.
     fn reanchor(&mut self, ext_ts: u64, count: bool) -> u64 {
-        let play = ext_ts.saturating_sub(u64::from(self.config.target_depth));
+        let depth = match self.config.adaptive {
+            // Anchor with the packet's own frame in hand plus the target lag.
+            Some(_) => self.target_lag().max(self.config.target_depth),
+            None => self.config.target_depth,
+        };
+        let play = ext_ts.saturating_sub(u64::from(depth));
         if count {
             self.stats.reanchors += 1;
         }
@@ -384,6 +679,7 @@ impl JitterBuffer {
         // What was decoded belongs to the old timeline (moving back it would
         // replay, moving ahead it is past).
         self.carry_len = 0;
+        self.fifo_len = 0;
         self.play_ts = Some(play);
         play
     }
@@ -396,6 +692,7 @@ impl JitterBuffer {
     }
 
     fn earliest_slot(&self) -> Option<usize> {
+        // 32 slots: a scan is cheaper than keeping an order.
         let mut best: Option<usize> = None;
         for (i, s) in self.slots.iter().enumerate() {
             if s.used && best.is_none_or(|b| s.ext_ts < self.slots[b].ext_ts) {

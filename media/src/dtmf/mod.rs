@@ -1,9 +1,20 @@
-//! DTMF as RFC 4733 telephone-events: the payload format, a receiver that
-//! reports each key press exactly once, and the per-tick schedule for sending
-//! digits (as events, or as in-band tones when no event payload type was
-//! negotiated).
+//! DTMF, one pipeline for every way a key press arrives:
+//!
+//! - RFC 4733 telephone-events (this module): the payload format, a receiver
+//!   that reports each key press exactly once at any clock rate, and the
+//!   per-tick schedule for sending digits (as events, or as in-band tones
+//!   when no event payload type was negotiated);
+//! - in-band tones: [`inband::InbandDetector`], a Goertzel detector after
+//!   ITU-T Q.24;
+//! - SIP INFO bodies: [`info::parse_info`];
+//! - [`dedup::DtmfDedup`] merges them so a key sent over two transports at
+//!   once counts once, tagged with the transport that got there first.
 
-use crate::{DtmfDigit, DtmfSource, FRAME_SAMPLES};
+pub mod dedup;
+pub mod inband;
+pub mod info;
+
+use crate::{DtmfDigit, DtmfSource};
 
 /// One telephone-event payload (RFC 4733 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +128,13 @@ pub struct DtmfReceiver {
     current: Option<Current>,
     recent: [Option<u32>; RECENT],
     recent_next: usize,
+    /// When the last event packet arrived.
+    last_packet_ms: Option<u64>,
 }
+
+/// An event counts as sounding this long after its last packet (so the
+/// audio around it stays out of a conference mix too).
+const SOUNDING_AFTER_MS: u64 = 60;
 
 impl DtmfReceiver {
     pub fn new(clock_rate: u32, timeout_ms: u64) -> DtmfReceiver {
@@ -127,7 +144,17 @@ impl DtmfReceiver {
             current: None,
             recent: [None; RECENT],
             recent_next: 0,
+            last_packet_ms: None,
         }
+    }
+
+    /// Whether a key is being pressed (an event started and has not
+    /// ended, or ended moments ago).
+    pub fn in_progress(&self, now_ms: u64) -> bool {
+        self.current.is_some()
+            || self
+                .last_packet_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) < SOUNDING_AFTER_MS)
     }
 
     /// Handles one telephone-event packet received at `now_ms`.
@@ -138,7 +165,11 @@ impl DtmfReceiver {
         now_ms: u64,
         mut emit: impl FnMut(DtmfDigit),
     ) {
-        if ev.event > 15 || self.recent.contains(&Some(ts)) {
+        if ev.event > 15 {
+            return;
+        }
+        self.last_packet_ms = Some(now_ms);
+        if self.recent.contains(&Some(ts)) {
             return;
         }
         let mut cur = match self.current.take() {
@@ -236,23 +267,33 @@ pub struct DigitSender {
     tick: u32,
     start_ts: u32,
     inband: bool,
+    /// RTP clock (and audio) rate of the leg.
+    rate: u32,
 }
 
 impl DigitSender {
     /// `inband`: play the tone pair in the audio instead of sending events.
+    /// For an 8 kHz leg; see [`DigitSender::with_rate`].
     pub fn new(event: u8, inband: bool) -> DigitSender {
+        DigitSender::with_rate(event, inband, crate::CLOCK_RATE)
+    }
+
+    /// For a leg whose RTP clock (and audio) runs at `rate`: event
+    /// durations count in its units, tones are written at its rate.
+    pub fn with_rate(event: u8, inband: bool, rate: u32) -> DigitSender {
         DigitSender {
             event,
             tick: 0,
             start_ts: 0,
             inband,
+            rate: rate.max(8000),
         }
     }
 
     /// The step for this tick, whose RTP timestamp is `media_ts`; writes the
     /// audio of the tick into `frame` (tone or silence) when the step is
     /// audio. `None` once the digit and its gap are over.
-    pub fn next(&mut self, media_ts: u32, frame: &mut [i16; FRAME_SAMPLES]) -> Option<DigitStep> {
+    pub fn next(&mut self, media_ts: u32, frame: &mut [i16]) -> Option<DigitStep> {
         if self.tick >= DIGIT_TICKS {
             return None;
         }
@@ -263,7 +304,7 @@ impl DigitSender {
         }
         if self.inband {
             match (tick < TONE_TICKS, event_frequencies(self.event)) {
-                (true, Some((low, high))) => write_tone_pair(low, high, tick, frame),
+                (true, Some((low, high))) => write_tone_pair(low, high, tick, self.rate, frame),
                 _ => frame.fill(0),
             }
             return Some(DigitStep::Audio);
@@ -273,13 +314,13 @@ impl DigitSender {
             return Some(DigitStep::Audio);
         }
         let end = tick + 1 >= TONE_TICKS;
-        let elapsed = (tick + 1).min(TONE_TICKS) * FRAME_SAMPLES as u32;
+        let elapsed = (tick + 1).min(TONE_TICKS) * crate::frame_samples(self.rate) as u32;
         Some(DigitStep::Event {
             payload: TelephoneEvent {
                 event: self.event,
                 end,
                 volume: EVENT_VOLUME,
-                duration: elapsed as u16,
+                duration: elapsed.min(u32::from(u16::MAX)) as u16,
             },
             marker: tick == 0,
             timestamp: self.start_ts,
@@ -287,9 +328,9 @@ impl DigitSender {
     }
 }
 
-fn write_tone_pair(low: f32, high: f32, tick: u32, frame: &mut [i16; FRAME_SAMPLES]) {
-    let rate = crate::CLOCK_RATE as f32;
-    let first = tick as usize * FRAME_SAMPLES;
+fn write_tone_pair(low: f32, high: f32, tick: u32, rate: u32, frame: &mut [i16]) {
+    let first = tick as usize * crate::frame_samples(rate);
+    let rate = rate as f32;
     for (i, s) in frame.iter_mut().enumerate() {
         let t = (first + i) as f32 / rate;
         let v = (std::f32::consts::TAU * low * t).sin() + (std::f32::consts::TAU * high * t).sin();
@@ -449,7 +490,7 @@ mod tests {
     fn sender_schedule_is_received_as_one_digit() {
         let mut tx = DigitSender::new(11, false);
         let mut rx = DtmfReceiver::new(8000, 500);
-        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut frame = [0i16; crate::FRAME_SAMPLES];
         let mut steps = Vec::new();
         let mut ts = 5000u32;
         while let Some(step) = tx.next(ts, &mut frame) {
@@ -490,7 +531,7 @@ mod tests {
     #[test]
     fn inband_sender_writes_the_tone_pair() {
         let mut tx = DigitSender::new(5, true);
-        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut frame = [0i16; crate::FRAME_SAMPLES];
         let mut tone = Vec::new();
         for t in 0..DIGIT_TICKS {
             assert_eq!(tx.next(t * 160, &mut frame), Some(DigitStep::Audio));
