@@ -257,8 +257,10 @@ export interface DialError extends Error {
 export interface RecordOptions {
   /** `'wav'` (the default and only format). */
   format?: 'wav';
-  /** The caller and what it hears on two channels (default: one mixed channel). */
+  /** Calls: the caller and what it hears on two channels (default: one mixed channel). */
   stereo?: boolean;
+  /** Conferences: also each participant (what it says) in a file of its own. */
+  tracks?: boolean;
 }
 
 /** A recording in progress. */
@@ -276,6 +278,8 @@ export interface Recording {
 export interface RecordingResult {
   readonly location: string;
   readonly durationMs: number;
+  /** Per-participant files of a conference recording made with `tracks`. */
+  readonly tracks: readonly string[];
 }
 
 /**

@@ -30,6 +30,9 @@ pub struct Config {
     pub app: Option<PathBuf>,
     /// The SQLite database file (created on first start).
     pub db: PathBuf,
+    /// Where recordings are written; `None`: `recordings/` next to the
+    /// database (see [`Config::recordings_dir`]).
+    pub recordings: Option<PathBuf>,
     /// Media worker threads (0 = one per core).
     pub media_workers: usize,
     pub tts: TtsConfig,
@@ -65,6 +68,7 @@ impl Default for Config {
             public_ip: None,
             app: None,
             db: PathBuf::from(DEFAULT_DB),
+            recordings: None,
             media_workers: 0,
             tts: TtsConfig {
                 espeak: PathBuf::from("espeak-ng"),
@@ -108,6 +112,7 @@ pub struct Overrides {
     pub public_ip: Option<String>,
     pub app: Option<PathBuf>,
     pub db: Option<PathBuf>,
+    pub recordings: Option<PathBuf>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -121,6 +126,7 @@ struct FileConfig {
     public_ip: Option<String>,
     app: Option<PathBuf>,
     db: Option<PathBuf>,
+    recordings: Option<PathBuf>,
     media_workers: Option<usize>,
     #[serde(default)]
     tts: FileTts,
@@ -146,6 +152,19 @@ struct FileLimits {
 }
 
 impl Config {
+    /// The directory recordings go to: as configured, or `recordings/`
+    /// beside the database.
+    pub fn recordings_dir(&self) -> PathBuf {
+        match &self.recordings {
+            Some(dir) => dir.clone(),
+            None => self
+                .db
+                .parent()
+                .unwrap_or_else(|| Path::new("."))
+                .join("recordings"),
+        }
+    }
+
     /// Resolves the configuration: defaults, then the file (if any), then
     /// `overrides` (flags and environment).
     pub fn load(file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
@@ -185,6 +204,7 @@ impl Config {
         if let Some(db) = overrides.db.or(file_config.db) {
             config.db = db;
         }
+        config.recordings = overrides.recordings.or(file_config.recordings);
         if let Some(workers) = file_config.media_workers {
             config.media_workers = workers;
         }

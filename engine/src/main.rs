@@ -118,6 +118,9 @@ struct ServeArgs {
     /// SQLite database file [default: data/switchboard.db].
     #[arg(long, env = "SWITCHBOARD_DB")]
     db: Option<PathBuf>,
+    /// Directory for recordings [default: recordings/ beside the database].
+    #[arg(long, env = "SWITCHBOARD_RECORDINGS")]
+    recordings: Option<PathBuf>,
     /// Application directory to deploy at start as the default application.
     #[arg(long, env = "SWITCHBOARD_APP")]
     app: Option<PathBuf>,
@@ -216,6 +219,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             public_ip: args.public_ip,
             app: args.app,
             db: args.db,
+            recordings: args.recordings,
         },
     )?;
     let admin_key = std::env::var(ADMIN_KEY_ENV).ok().filter(|k| !k.is_empty());

@@ -79,8 +79,11 @@ pub struct RecordOptions {
     /// `wav` (the only format so far).
     pub format: Option<String>,
     /// Caller and what it hears on separate channels (default: one mixed
-    /// channel).
+    /// channel). Calls only.
     pub stereo: bool,
+    /// Conferences only: also each participant (what it says) in a file of
+    /// its own.
+    pub tracks: bool,
 }
 
 /// A recording that was started, or that has ended.
@@ -92,6 +95,9 @@ pub struct RecordingInfo {
     pub location: String,
     /// Length so far / in all.
     pub duration_ms: u64,
+    /// Per-participant files of a conference recording with `tracks`
+    /// (known when it stops).
+    pub tracks: Vec<String>,
 }
 
 /// Events of one call, delivered to the instance that owns the call.

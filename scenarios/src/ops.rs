@@ -119,7 +119,7 @@ pub(crate) fn media_result<'js>(
     Ok(result.into_value())
 }
 
-/// `{location, durationMs}`: how a recording ended.
+/// `{location, durationMs, tracks}`: how a recording ended.
 pub(crate) fn recording_result<'js>(
     ctx: &Ctx<'js>,
     info: &crate::host::RecordingInfo,
@@ -129,6 +129,7 @@ pub(crate) fn recording_result<'js>(
         &[
             ("location", js(ctx, info.location.as_str())?),
             ("durationMs", js(ctx, info.duration_ms as f64)?),
+            ("tracks", js(ctx, info.tracks.clone())?),
         ],
     )?;
     Ok(result.into_value())

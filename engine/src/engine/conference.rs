@@ -15,6 +15,7 @@ use tracing::{debug, info};
 
 use super::call::media_outcome;
 use super::events::{EngineEvent, Scope};
+use super::recordings::{self, ActiveRecordings, RecordingError};
 use super::{Call, EngineInner};
 use crate::sources::render_tone;
 use crate::tts::Voice;
@@ -86,12 +87,13 @@ pub struct Conference {
     events_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<ConferenceEvent>>,
     /// Cancelled when the room closes: participant watchers stop.
     closed: CancellationToken,
+    recordings: ActiveRecordings,
 }
 
 impl Conference {
     pub(crate) fn new(engine: &Arc<EngineInner>, scope: Scope, name: &str) -> Arc<Conference> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        Arc::new_cyclic(|me| Conference {
+        let conference = Arc::new_cyclic(|me| Conference {
             me: me.clone(),
             name: name.to_string(),
             scope,
@@ -101,7 +103,10 @@ impl Conference {
             events_tx,
             events_rx: tokio::sync::Mutex::new(events_rx),
             closed: CancellationToken::new(),
-        })
+            recordings: ActiveRecordings::default(),
+        });
+        conference.pump_talking_events();
+        conference
     }
 
     pub fn name(&self) -> &str {
@@ -421,9 +426,10 @@ impl ConferenceControl for Conference {
             participant.deaf = deaf;
         }
         if let Some(gain) = update.gain_db {
-            if !(-40.0..=20.0).contains(&gain) {
+            // The range scenarios are told (switchboard.d.ts).
+            if !(-60.0..=24.0).contains(&gain) {
                 return Err(ConferenceError::Other(format!(
-                    "gain must be between -40 and +20 dB, not {gain}"
+                    "gain must be between -60 and +24 dB, not {gain}"
                 )));
             }
             participant.gain_db = gain;
@@ -500,19 +506,93 @@ impl ConferenceControl for Conference {
 }
 
 impl Conference {
-    // TEMPORARY on the engine3 branch: waits for the media recorder (media5).
-    async fn start_recording(
-        &self,
-        _opts: RecordOptions,
-    ) -> Result<RecordingInfo, ConferenceError> {
-        Err(ConferenceError::Other(
-            "recording lands with the media recorder".into(),
-        ))
+    async fn start_recording(&self, opts: RecordOptions) -> Result<RecordingInfo, ConferenceError> {
+        if self.closed.is_cancelled() {
+            return Err(ConferenceError::Ended);
+        }
+        let engine = self.engine.upgrade().ok_or(ConferenceError::Ended)?;
+        let other = |e: RecordingError| ConferenceError::Other(e.to_string());
+        let (id, path) = recordings::new_path(
+            &engine.config.recordings_dir(),
+            &self.scope,
+            &format!("conf-{}", self.name),
+            opts.format.as_deref(),
+        )
+        .map_err(other)?;
+        let recording = self
+            .media
+            .record(
+                &path,
+                switchboard_media::RecordOptions {
+                    stereo: false,
+                    tracks: opts.tracks,
+                },
+            )
+            .map_err(|e| other(e.into()))?;
+        info!(conference = %self.name, recording = %id, path = %path.display(), "recording");
+        Ok(self.recordings.started(id, &path, recording))
     }
 
-    async fn finish_recording(&self, _id: &str) -> Result<RecordingInfo, ConferenceError> {
-        Err(ConferenceError::Other(
-            "recording lands with the media recorder".into(),
-        ))
+    async fn finish_recording(&self, id: &str) -> Result<RecordingInfo, ConferenceError> {
+        match self.recordings.stop(id).await {
+            Ok(info) => Ok(info),
+            Err(_) if self.closed.is_cancelled() => Err(ConferenceError::Ended),
+            Err(e) => Err(ConferenceError::Other(e.to_string())),
+        }
+    }
+
+    /// Turns the mix's talking detection into conference events (for the
+    /// room's scenario) and engine events (for the API), until the mix
+    /// closes.
+    fn pump_talking_events(&self) {
+        let Some(mut events) = self.media.take_events() else {
+            return;
+        };
+        let room = self.me.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                let Some(room) = room.upgrade() else {
+                    return;
+                };
+                let (leg, talking) = match event {
+                    switchboard_media::ConferenceEvent::Talking(leg) => (leg, true),
+                    switchboard_media::ConferenceEvent::Silent(leg) => (leg, false),
+                };
+                room.set_talking(leg, talking);
+            }
+        });
+    }
+
+    fn set_talking(&self, leg: switchboard_media::LegId, talking: bool) {
+        let call_id = {
+            let mut room = self.lock();
+            let Some(p) = room
+                .participants
+                .iter_mut()
+                .find(|p| p.call.leg().map(|l| l.id()) == Some(leg))
+            else {
+                return;
+            };
+            if p.talking == talking {
+                return;
+            }
+            p.talking = talking;
+            p.call.id().to_string()
+        };
+        debug!(conference = %self.name, call = %call_id, talking, "talking");
+        if let Some(engine) = self.engine.upgrade() {
+            engine.observers.emit(EngineEvent::ParticipantTalking {
+                scope: self.scope.clone(),
+                conference: self.name.clone(),
+                call_id: call_id.clone(),
+                talking,
+            });
+        }
+        let event = if talking {
+            ConferenceEvent::Talking { call_id }
+        } else {
+            ConferenceEvent::Silent { call_id }
+        };
+        let _ = self.events_tx.send(event);
     }
 }

@@ -10,6 +10,7 @@ mod conference;
 mod dispatch;
 pub mod events;
 mod host;
+mod recordings;
 mod uri;
 
 use std::net::SocketAddr;

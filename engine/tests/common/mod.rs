@@ -40,6 +40,8 @@ pub struct TestEngine {
     pub engine: Engine,
     pub udp: SocketAddr,
     pub tcp: SocketAddr,
+    /// Recordings go here (removed with the engine).
+    pub recordings: tempfile::TempDir,
 }
 
 impl TestEngine {
@@ -64,12 +66,14 @@ impl TestEngine {
 
     pub async fn start(app: Application) -> TestEngine {
         init_tracing();
+        let recordings = tempfile::tempdir().expect("a recordings directory");
         let config = Config::load(
             None,
             Overrides {
                 sip: Some("127.0.0.1:0".into()),
                 http: Some("127.0.0.1:0".into()),
                 rtp_ports: Some(RTP_PORTS.into()),
+                recordings: Some(recordings.path().to_path_buf()),
                 ..Default::default()
             },
         )
@@ -77,7 +81,12 @@ impl TestEngine {
         let engine = Engine::start(config, app).await.expect("engine starts");
         let udp = engine.sip_addr(Transport::Udp).expect("udp listener");
         let tcp = engine.sip_addr(Transport::Tcp).expect("tcp listener");
-        TestEngine { engine, udp, tcp }
+        TestEngine {
+            engine,
+            udp,
+            tcp,
+            recordings,
+        }
     }
 
     /// `sip:<user>@<engine>` over UDP.

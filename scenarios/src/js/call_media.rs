@@ -233,7 +233,7 @@ fn send_digits<'js>(
     })
 }
 
-/// `{format, stereo}` of `record()`.
+/// `{format, stereo, tracks}` of `record()`.
 pub(crate) fn record_options(options: &Options<'_>) -> rquickjs::Result<RecordOptions> {
     let format = options.string("format")?.map(|f| f.to_ascii_lowercase());
     if let Some(format) = &format {
@@ -244,6 +244,7 @@ pub(crate) fn record_options(options: &Options<'_>) -> rquickjs::Result<RecordOp
     Ok(RecordOptions {
         format,
         stereo: options.bool("stereo")?.unwrap_or(false),
+        tracks: options.bool("tracks")?.unwrap_or(false),
     })
 }
 

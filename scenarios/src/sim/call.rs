@@ -593,6 +593,7 @@ impl CallControl for SimCall {
             id,
             location,
             duration_ms: 0,
+            tracks: Vec::new(),
         })
     }
 
@@ -618,6 +619,7 @@ impl CallControl for SimCall {
             id: id.to_string(),
             location: recording.location,
             duration_ms,
+            tracks: Vec::new(),
         })
     }
 

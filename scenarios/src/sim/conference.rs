@@ -487,6 +487,7 @@ impl ConferenceControl for SimConference {
             id,
             location,
             duration_ms: 0,
+            tracks: Vec::new(),
         })
     }
 
@@ -510,6 +511,7 @@ impl ConferenceControl for SimConference {
             id: id.to_string(),
             location,
             duration_ms,
+            tracks: Vec::new(),
         })
     }
 

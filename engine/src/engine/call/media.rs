@@ -275,6 +275,9 @@ impl Call {
         let mix = engine
             .media
             .create_conference(&format!("bridge:{}:{}", self.id(), peer.id()));
+        // Nobody listens to a bridge's talking events: dropping the stream
+        // keeps them from piling up for the length of the call.
+        drop(mix.take_events());
         let options = ParticipantOptions::default();
         mix.add(mine, options)
             .and_then(|()| mix.add(theirs, options))

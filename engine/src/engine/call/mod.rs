@@ -17,6 +17,8 @@ use std::time::SystemTime;
 
 use switchboard_media::{Codec, LegHandle, RtpSocket};
 use switchboard_scenarios::{CallEvent, CallInfo, CallState, LogLevel};
+
+use super::recordings::ActiveRecordings;
 use switchboard_sip::{sdp, CallSignaling, EndReason};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -116,6 +118,8 @@ pub struct Call {
     ended: CancellationToken,
     route: Mutex<Option<Route>>,
     log: Mutex<Vec<LogLine>>,
+    /// Recordings in progress (their files end with the leg otherwise).
+    recordings: ActiveRecordings,
 }
 
 impl Call {
@@ -184,6 +188,7 @@ impl Call {
             ended: CancellationToken::new(),
             route: Mutex::new(None),
             log: Mutex::new(Vec::new()),
+            recordings: ActiveRecordings::default(),
         })
     }
 
