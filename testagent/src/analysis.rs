@@ -198,7 +198,7 @@ pub struct SpeechStats {
     pub rms_dbfs: f64,
     /// Share of 20 ms frames above the activity threshold (-45 dBFS).
     pub active_fraction: f64,
-    /// Standard deviation of the active frames' levels, in dB: near 0 for
+    /// Interquartile range of the active frames' levels, in dB: near 0 for
     /// steady tones and hum, several dB for syllables.
     pub level_spread_db: f64,
 }
@@ -218,11 +218,17 @@ impl SpeechStats {
         } else {
             active.len() as f64 / frame_levels.len() as f64
         };
-        let level_spread_db = if active.len() < 2 {
+        // The interquartile range of the active frames' levels: syllables
+        // spread it widely, while a steady tone keeps it near zero even when
+        // a few frames are odd (its onset, a late packet on a busy machine),
+        // which a standard deviation would count.
+        let level_spread_db = if active.len() < 4 {
             0.0
         } else {
-            let mean = active.iter().sum::<f64>() / active.len() as f64;
-            (active.iter().map(|db| (db - mean).powi(2)).sum::<f64>() / active.len() as f64).sqrt()
+            let mut sorted = active.clone();
+            sorted.sort_by(f64::total_cmp);
+            let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+            at(0.75) - at(0.25)
         };
         SpeechStats {
             rms_dbfs: rms_dbfs(samples),
@@ -234,7 +240,7 @@ impl SpeechStats {
     /// Loud enough, active a good part of the time, and fluctuating like
     /// syllables do (a steady or on/off tone has no spread).
     pub fn is_speech_like(&self) -> bool {
-        self.rms_dbfs > -40.0 && self.active_fraction >= 0.3 && self.level_spread_db >= 2.0
+        self.rms_dbfs > -40.0 && self.active_fraction >= 0.3 && self.level_spread_db >= 4.0
     }
 }
 
