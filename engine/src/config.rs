@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 /// Where the database lives unless told otherwise.
 pub const DEFAULT_DB: &str = "data/switchboard.db";
+/// Where the web dial page is served from unless told otherwise: what
+/// `scripts/web` builds, relative to the repository root.
+pub const DEFAULT_WEB: &str = "web/dist";
 
 /// Everything `switchboard serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -33,6 +36,8 @@ pub struct Config {
     /// Where recordings are written; `None`: `recordings/` next to the
     /// database (see [`Config::recordings_dir`]).
     pub recordings: Option<PathBuf>,
+    /// The built web dial page (`/phone`).
+    pub web: PathBuf,
     /// Media worker threads (0 = one per core).
     pub media_workers: usize,
     pub tts: TtsConfig,
@@ -69,6 +74,7 @@ impl Default for Config {
             app: None,
             db: PathBuf::from(DEFAULT_DB),
             recordings: None,
+            web: PathBuf::from(DEFAULT_WEB),
             media_workers: 0,
             tts: TtsConfig {
                 espeak: PathBuf::from("espeak-ng"),
@@ -113,6 +119,7 @@ pub struct Overrides {
     pub app: Option<PathBuf>,
     pub db: Option<PathBuf>,
     pub recordings: Option<PathBuf>,
+    pub web: Option<PathBuf>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -127,6 +134,7 @@ struct FileConfig {
     app: Option<PathBuf>,
     db: Option<PathBuf>,
     recordings: Option<PathBuf>,
+    web: Option<PathBuf>,
     media_workers: Option<usize>,
     #[serde(default)]
     tts: FileTts,
@@ -205,6 +213,9 @@ impl Config {
             config.db = db;
         }
         config.recordings = overrides.recordings.or(file_config.recordings);
+        if let Some(web) = overrides.web.or(file_config.web) {
+            config.web = web;
+        }
         if let Some(workers) = file_config.media_workers {
             config.media_workers = workers;
         }

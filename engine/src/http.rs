@@ -1,5 +1,7 @@
-//! Serving HTTP for an engine: `/health` here; the management API
-//! (`crate::api`) adds `/api/v1`, `/metrics` and the docs on top.
+//! Serving HTTP for an engine: `/health` here, and what browsers use
+//! (`crate::web`: SIP over WebSocket on `/ws`, the dial page on `/phone`);
+//! the management API (`crate::api`) adds `/api/v1`, `/metrics` and the
+//! docs on top.
 
 use std::sync::atomic::Ordering;
 
@@ -12,11 +14,12 @@ use tracing::warn;
 
 use crate::engine::Engine;
 
-/// `/health` alone: what an engine without storage serves.
+/// `/health`, `/ws` and `/phone`: what an engine without storage serves.
 pub fn router(engine: &Engine) -> Router {
     Router::new()
         .route("/health", get(health))
         .with_state(engine.clone())
+        .merge(crate::web::routes(engine))
 }
 
 /// Serves `router` on `listener` until `stopped`.
@@ -25,7 +28,8 @@ pub(crate) async fn serve(
     router: Router,
     stopped: CancellationToken,
 ) {
-    let result = axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<crate::web::Peer>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(async move { stopped.cancelled().await })
         .await;
     if let Err(e) = result {

@@ -15,6 +15,7 @@ pub mod server;
 pub mod sources;
 pub mod storage;
 pub mod tts;
+pub mod web;
 
 pub use config::Config;
 pub use engine::Engine;

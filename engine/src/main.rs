@@ -121,6 +121,9 @@ struct ServeArgs {
     /// Directory for recordings [default: recordings/ beside the database].
     #[arg(long, env = "SWITCHBOARD_RECORDINGS")]
     recordings: Option<PathBuf>,
+    /// The built web dial page served at /phone [default: web/dist].
+    #[arg(long, env = "SWITCHBOARD_WEB")]
+    web: Option<PathBuf>,
     /// Application directory to deploy at start as the default application.
     #[arg(long, env = "SWITCHBOARD_APP")]
     app: Option<PathBuf>,
@@ -220,6 +223,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             app: args.app,
             db: args.db,
             recordings: args.recordings,
+            web: args.web,
         },
     )?;
     let admin_key = std::env::var(ADMIN_KEY_ENV).ok().filter(|k| !k.is_empty());

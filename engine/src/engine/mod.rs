@@ -257,6 +257,25 @@ impl Engine {
         Ok(())
     }
 
+    /// The live call whose INVITE carried this SIP Call-ID.
+    pub fn call_by_sip_call_id(&self, sip_call_id: &str) -> Option<Arc<Call>> {
+        self.inner
+            .calls
+            .iter()
+            .find(|entry| entry.value().sip_call_id() == sip_call_id)
+            .map(|entry| entry.value().clone())
+    }
+
+    /// The SIP endpoint (WebSocket connections are handed to it).
+    pub(crate) fn sip(&self) -> &SipEndpoint {
+        &self.inner.sip
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     /// Every live conference.
     pub fn conferences(&self) -> Vec<Arc<Conference>> {
         self.inner.rooms.conferences()
