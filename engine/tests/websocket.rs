@@ -9,6 +9,8 @@ mod common;
 use std::time::Duration;
 
 use common::{TestEngine, T};
+use switchboard::web::PhoneConference;
+use switchboard_testagent::{Agent, AgentConfig, CallOptions};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -27,6 +29,24 @@ scenario = "bye"
 name = "stay"
 pattern = "stay"
 scenario = "stay"
+
+[[rules]]
+name = "room"
+pattern = "room"
+scenario = "room"
+conference = true
+"#;
+
+/// Everyone into one conference.
+const ROOM: &str = r#"
+let room;
+export default {
+  async onConference(conf) { room = conf; },
+  async onCall(call) {
+    await call.answer();
+    await room.add(call);
+  },
+};
 "#;
 
 /// Answers with the transport it saw, then hangs up.
@@ -53,7 +73,7 @@ export default {
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn engine() -> TestEngine {
-    TestEngine::with_app(APP, &[("bye", BYE), ("stay", STAY)]).await
+    TestEngine::with_app(APP, &[("bye", BYE), ("stay", STAY), ("room", ROOM)]).await
 }
 
 async fn connect(engine: &TestEngine) -> Ws {
@@ -310,6 +330,67 @@ async fn closing_the_socket_ends_its_calls() {
     assert_eq!(snapshot.transport, "ws");
     ws.close(None).await.expect("close");
     drop(ws);
+    engine.wait_idle().await;
+    engine.engine.shutdown().await;
+}
+
+/// `GET /phone/participants?call=...`: status and body.
+async fn participants(engine: &TestEngine, call_id: &str) -> (u16, Option<PhoneConference>) {
+    let url = format!("http://{}/phone/participants", engine.engine.http_addr());
+    let response = reqwest::Client::new()
+        .get(url)
+        .query(&[("call", call_id)])
+        .send()
+        .await
+        .expect("HTTP request");
+    let status = response.status().as_u16();
+    let body = if status == 200 {
+        Some(response.json().await.expect("JSON body"))
+    } else {
+        None
+    };
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_caller_sees_its_own_room_and_nothing_else() {
+    let engine = engine().await;
+    let phone_ua = Agent::bind(AgentConfig::udp()).await.expect("agent");
+    let phone = phone_ua
+        .call(&engine.uri("room"), CallOptions::default())
+        .await
+        .expect("the room answers the phone");
+
+    let mut ws = connect(&engine).await;
+    let caller = Caller::new("web");
+    send(&mut ws, caller.invite("room")).await;
+    let ok = expect_start(&mut ws, "SIP/2.0 200").await;
+    send(&mut ws, caller.ack("room", &ok)).await;
+
+    // Both in the room, as the browser's call sees it.
+    let deadline = tokio::time::Instant::now() + T;
+    let room = loop {
+        let (status, body) = participants(&engine, &caller.call_id).await;
+        assert_eq!(status, 200);
+        let body = body.expect("a body");
+        if body.participants.len() == 2 {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(room.conference.as_deref(), Some("room"));
+    let you: Vec<_> = room.participants.iter().filter(|p| p.you).collect();
+    assert_eq!(you.len(), 1, "{room:?}");
+    assert_eq!(you[0].name, "browser");
+
+    // Nobody else's: an unknown Call-ID, and the phone's own (not a
+    // WebSocket call) are both unknown here.
+    assert_eq!(participants(&engine, "guess").await.0, 404);
+    assert_eq!(participants(&engine, phone.call_id()).await.0, 404);
+
+    ws.close(None).await.expect("close");
+    phone.hangup().await.expect("BYE answered");
     engine.wait_idle().await;
     engine.engine.shutdown().await;
 }
