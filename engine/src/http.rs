@@ -22,16 +22,31 @@ pub fn router(engine: &Engine) -> Router {
         .merge(crate::web::routes(engine))
 }
 
-/// Serves `router` on `listener` until `stopped`.
+/// Serves `router` on `listener` until `stopped`: HTTPS with `tls`,
+/// plain HTTP without.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     stopped: CancellationToken,
 ) {
     let service = router.into_make_service_with_connect_info::<crate::web::Peer>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(async move { stopped.cancelled().await })
-        .await;
+    let stop = async move { stopped.cancelled().await };
+    let result = match tls {
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => match crate::tls::TlsListener::new(listener, acceptor) {
+            Ok(listener) => {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+    };
     if let Err(e) = result {
         warn!(error = %e, "HTTP server stopped");
     }

@@ -14,6 +14,7 @@ pub mod registry;
 pub mod server;
 pub mod sources;
 pub mod storage;
+pub mod tls;
 pub mod tts;
 pub mod web;
 

@@ -1,6 +1,7 @@
 //! What browsers reach on the HTTP port without an API key:
 //!
-//! - `/ws`: SIP over WebSocket (RFC 7118, subprotocol `sip`). The socket is
+//! - `/ws`: SIP over WebSocket (RFC 7118, subprotocol `sip`; WSS when the
+//!   port serves HTTPS, see `crate::tls`). The socket is
 //!   handed to the SIP endpoint as channels of frames; one SIP message per
 //!   WebSocket message each way.
 //! - `/phone`: the web dial page, static files from the configured web
@@ -40,6 +41,8 @@ const FRAME_QUEUE: usize = 64;
 pub struct Peer {
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// Over TLS (HTTPS, WSS).
+    pub secure: bool,
 }
 
 impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
@@ -48,6 +51,18 @@ impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
         Peer {
             remote,
             local: stream.io().local_addr().unwrap_or(remote),
+            secure: false,
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, crate::tls::TlsListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsListener>) -> Peer {
+        let remote = *stream.remote_addr();
+        Peer {
+            remote,
+            local: stream.io().get_ref().0.local_addr().unwrap_or(remote),
+            secure: true,
         }
     }
 }
@@ -89,7 +104,7 @@ async fn bridge(engine: Engine, socket: WebSocket, peer: Peer) {
         sip.serve_websocket(WsConnection {
             remote: peer.remote,
             local: peer.local,
-            secure: false,
+            secure: peer.secure,
             incoming,
             outgoing,
         })

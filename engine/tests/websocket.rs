@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::{TestEngine, T};
+use futures::{SinkExt, StreamExt};
 use switchboard::web::PhoneConference;
 use switchboard_testagent::{Agent, AgentConfig, CallOptions};
-use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -393,4 +393,137 @@ async fn a_websocket_caller_sees_its_own_room_and_nothing_else() {
     phone.hangup().await.expect("BYE answered");
     engine.wait_idle().await;
     engine.engine.shutdown().await;
+}
+
+/// A test certificate for `localhost` and 127.0.0.1 (self-signed).
+fn tls_file(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("tls")
+        .join(name)
+}
+
+#[tokio::test]
+async fn wss_and_https_when_a_certificate_is_configured() {
+    use std::sync::Arc;
+
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, ServerName};
+    use switchboard::app::Application;
+    use switchboard::config::{Config, Overrides};
+
+    common::init_tracing();
+    let config = Config::load(
+        None,
+        Overrides {
+            sip: Some("127.0.0.1:0".into()),
+            http: Some("127.0.0.1:0".into()),
+            rtp_ports: Some("32000-39999".into()),
+            tls_cert: Some(tls_file("localhost.crt")),
+            tls_key: Some(tls_file("localhost.key")),
+            ..Default::default()
+        },
+    )
+    .expect("config");
+    let app = Application::from_sources(
+        APP,
+        [("bye", BYE), ("stay", STAY), ("room", ROOM)]
+            .iter()
+            .map(|(n, s)| (n.to_string(), s.to_string()))
+            .collect(),
+    )
+    .expect("app");
+    let engine = switchboard::Engine::start(config, app)
+        .await
+        .expect("engine starts with TLS");
+    let port = engine.http_addr().port();
+    let cert = CertificateDer::from_pem_file(tls_file("localhost.crt")).expect("cert");
+
+    // HTTPS.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(&cert).expect("cert"))
+        .build()
+        .expect("client");
+    let health = client
+        .get(format!("https://localhost:{port}/health"))
+        .send()
+        .await
+        .expect("HTTPS request");
+    assert_eq!(health.status(), 200);
+
+    // WSS: TLS, then the WebSocket handshake with the `sip` subprotocol.
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("root");
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = TcpStream::connect(engine.http_addr()).await.expect("TCP");
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake");
+    let mut request = format!("wss://localhost:{port}/ws")
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "sip".parse().expect("header"));
+    let (mut ws, _) = tokio::time::timeout(T, tokio_tungstenite::client_async(request, stream))
+        .await
+        .expect("in time")
+        .expect("WebSocket upgrade over TLS");
+
+    let caller = Caller::new("wss");
+    send_tls(
+        &mut ws,
+        caller.invite("bye").replace("SIP/2.0/WS ", "SIP/2.0/WSS "),
+    )
+    .await;
+    let ok = next_tls(&mut ws, "SIP/2.0 200").await;
+    assert_eq!(header(&ok, "X-Transport"), Some("ws"), "{ok}");
+    send_tls(&mut ws, caller.ack("bye", &ok)).await;
+    let bye = next_tls(&mut ws, "BYE ").await;
+    assert!(
+        header(&bye, "Via").is_some_and(|via| via.starts_with("SIP/2.0/WSS ")),
+        "{bye}"
+    );
+    send_tls(&mut ws, ok_to(&bye)).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while engine.active_calls() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the call ends");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.shutdown().await;
+}
+
+type TlsWs = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+async fn send_tls(ws: &mut TlsWs, text: String) {
+    ws.send(Message::Text(text.into())).await.expect("send");
+}
+
+/// The next message starting with `prefix`, skipping provisional responses.
+async fn next_tls(ws: &mut TlsWs, prefix: &str) -> String {
+    loop {
+        let message = tokio::time::timeout(T, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let text = text.as_str().to_owned();
+        if text.starts_with(prefix) {
+            return text;
+        }
+        assert!(
+            text.starts_with("SIP/2.0 1"),
+            "expected {prefix:?}, got:\n{text}"
+        );
+    }
 }

@@ -48,6 +48,8 @@ pub enum EngineError {
     Media(#[from] switchboard_media::MediaError),
     #[error("HTTP: {0}")]
     Http(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("no call {0}")]
     NoSuchCall(String),
     #[error("no conference {0}")]
@@ -132,6 +134,11 @@ impl Engine {
         apps: AppRegistry,
         http: impl FnOnce(&Engine) -> axum::Router,
     ) -> Result<Engine, EngineError> {
+        // Before anything binds: a bad certificate stops the start here.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let media = MediaEngine::start(MediaConfig {
             bind_ip: config.rtp_ip,
             rtp_ports: config.rtp_ports.clone(),
@@ -188,7 +195,13 @@ impl Engine {
             http_addr,
             stopped: stopped.clone(),
         };
-        tokio::spawn(crate::http::serve(http_listener, http(&engine), stopped));
+        let https = tls.is_some();
+        tokio::spawn(crate::http::serve(
+            http_listener,
+            tls,
+            http(&engine),
+            stopped,
+        ));
 
         let accept = inner.clone();
         tokio::spawn(async move {
@@ -203,6 +216,7 @@ impl Engine {
             sip_udp = ?engine.sip_addr(Transport::Udp),
             sip_tcp = ?engine.sip_addr(Transport::Tcp),
             http = %http_addr,
+            https,
             rtp_ports = ?engine.inner.config.rtp_ports,
             "switchboard ready"
         );
