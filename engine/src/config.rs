@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 /// Where the database lives unless told otherwise.
 pub const DEFAULT_DB: &str = "data/switchboard.db";
+/// Where the web dial page is served from unless told otherwise: what
+/// `scripts/web` builds, relative to the repository root.
+pub const DEFAULT_WEB: &str = "web/dist";
 
 /// Everything `switchboard serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -33,6 +36,12 @@ pub struct Config {
     /// Where recordings are written; `None`: `recordings/` next to the
     /// database (see [`Config::recordings_dir`]).
     pub recordings: Option<PathBuf>,
+    /// The built web dial page (`/phone`).
+    pub web: PathBuf,
+    /// PEM certificate chain and private key: when both are set, the HTTP
+    /// port serves HTTPS, and SIP over secure WebSocket (WSS) on `/ws`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// Media worker threads (0 = one per core).
     pub media_workers: usize,
     pub tts: TtsConfig,
@@ -69,6 +78,9 @@ impl Default for Config {
             app: None,
             db: PathBuf::from(DEFAULT_DB),
             recordings: None,
+            web: PathBuf::from(DEFAULT_WEB),
+            tls_cert: None,
+            tls_key: None,
             media_workers: 0,
             tts: TtsConfig {
                 espeak: PathBuf::from("espeak-ng"),
@@ -113,6 +125,9 @@ pub struct Overrides {
     pub app: Option<PathBuf>,
     pub db: Option<PathBuf>,
     pub recordings: Option<PathBuf>,
+    pub web: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The TOML file's shape. Every key is optional.
@@ -127,6 +142,9 @@ struct FileConfig {
     app: Option<PathBuf>,
     db: Option<PathBuf>,
     recordings: Option<PathBuf>,
+    web: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     media_workers: Option<usize>,
     #[serde(default)]
     tts: FileTts,
@@ -205,6 +223,17 @@ impl Config {
             config.db = db;
         }
         config.recordings = overrides.recordings.or(file_config.recordings);
+        if let Some(web) = overrides.web.or(file_config.web) {
+            config.web = web;
+        }
+        config.tls_cert = overrides.tls_cert.or(file_config.tls_cert);
+        config.tls_key = overrides.tls_key.or(file_config.tls_key);
+        if config.tls_cert.is_some() != config.tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "tls-cert/tls-key",
+                message: "give both the certificate and its key, or neither".into(),
+            });
+        }
         if let Some(workers) = file_config.media_workers {
             config.media_workers = workers;
         }
@@ -349,6 +378,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("sip"), "{err}");
+        let err = Config::load(
+            None,
+            Overrides {
+                tls_cert: Some("cert.pem".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tls-key"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "sipp = \"x\"\n").unwrap();

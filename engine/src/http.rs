@@ -1,5 +1,7 @@
-//! Serving HTTP for an engine: `/health` here; the management API
-//! (`crate::api`) adds `/api/v1`, `/metrics` and the docs on top.
+//! Serving HTTP for an engine: `/health` here, and what browsers use
+//! (`crate::web`: SIP over WebSocket on `/ws`, the dial page on `/phone`);
+//! the management API (`crate::api`) adds `/api/v1`, `/metrics` and the
+//! docs on top.
 
 use std::sync::atomic::Ordering;
 
@@ -12,22 +14,39 @@ use tracing::warn;
 
 use crate::engine::Engine;
 
-/// `/health` alone: what an engine without storage serves.
+/// `/health`, `/ws` and `/phone`: what an engine without storage serves.
 pub fn router(engine: &Engine) -> Router {
     Router::new()
         .route("/health", get(health))
         .with_state(engine.clone())
+        .merge(crate::web::routes(engine))
 }
 
-/// Serves `router` on `listener` until `stopped`.
+/// Serves `router` on `listener` until `stopped`: HTTPS with `tls`,
+/// plain HTTP without.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
     stopped: CancellationToken,
 ) {
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stopped.cancelled().await })
-        .await;
+    let service = router.into_make_service_with_connect_info::<crate::web::Peer>();
+    let stop = async move { stopped.cancelled().await };
+    let result = match tls {
+        None => {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(acceptor) => match crate::tls::TlsListener::new(listener, acceptor) {
+            Ok(listener) => {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+    };
     if let Err(e) = result {
         warn!(error = %e, "HTTP server stopped");
     }

@@ -14,7 +14,9 @@ pub mod registry;
 pub mod server;
 pub mod sources;
 pub mod storage;
+pub mod tls;
 pub mod tts;
+pub mod web;
 
 pub use config::Config;
 pub use engine::Engine;

@@ -121,6 +121,15 @@ struct ServeArgs {
     /// Directory for recordings [default: recordings/ beside the database].
     #[arg(long, env = "SWITCHBOARD_RECORDINGS")]
     recordings: Option<PathBuf>,
+    /// The built web dial page served at /phone [default: web/dist].
+    #[arg(long, env = "SWITCHBOARD_WEB")]
+    web: Option<PathBuf>,
+    /// PEM certificate chain: with --tls-key, HTTP serves HTTPS and WSS.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Application directory to deploy at start as the default application.
     #[arg(long, env = "SWITCHBOARD_APP")]
     app: Option<PathBuf>,
@@ -220,6 +229,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             app: args.app,
             db: args.db,
             recordings: args.recordings,
+            web: args.web,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
         },
     )?;
     let admin_key = std::env::var(ADMIN_KEY_ENV).ok().filter(|k| !k.is_empty());

@@ -10,7 +10,8 @@
 //!
 //! Layout:
 //! - [`sdp`]: offer parsing, codec negotiation, answers.
-//! - `net`: UDP and TCP sockets; every message we receive goes through
+//! - `net`: UDP and TCP sockets, and WebSocket connections the HTTP server
+//!   hands over ([`SipEndpoint::serve_websocket`]); every message we receive goes through
 //!   `wire` (framing, validation, stateless 400/501/505) before it reaches
 //!   rsipstack's transaction layer (`net::ingress`).
 //! - `dispatch`: what to do with each new server transaction (new call,
@@ -75,6 +76,30 @@ impl Transport {
             Transport::Ws => "ws",
         }
     }
+}
+
+/// One WebSocket message of a SIP-over-WebSocket connection (RFC 7118):
+/// one SIP message each way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsFrame {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// A WebSocket connection (subprotocol `sip`) the HTTP server accepted,
+/// handed to [`SipEndpoint::serve_websocket`] as channels of frames.
+pub struct WsConnection {
+    /// The peer's address.
+    pub remote: SocketAddr,
+    /// Our address on the connection: Via and Contact of what we send on it.
+    pub local: SocketAddr,
+    /// Over TLS (WSS).
+    pub secure: bool,
+    /// The frames the peer sends. The connection is over when this ends.
+    pub incoming: mpsc::Receiver<WsFrame>,
+    /// Where the endpoint writes frames for the peer. Dropped when the
+    /// endpoint is done with the connection: close the socket then.
+    pub outgoing: mpsc::Sender<WsFrame>,
 }
 
 /// Where and how to listen.
@@ -237,6 +262,23 @@ impl SipEndpoint {
             },
             events,
         })
+    }
+
+    /// Serves one SIP-over-WebSocket connection until its incoming frames
+    /// end or the endpoint shuts down. INVITEs on it become calls with
+    /// [`Transport::Ws`]; responses and our in-dialog requests go back over
+    /// it; when it ends, its calls end
+    /// ([`EndReason::TransportError`]).
+    pub async fn serve_websocket(&self, connection: WsConnection) {
+        if self.core.is_shut_down() {
+            return;
+        }
+        net::ws::serve(
+            connection,
+            self.core.ingress.clone(),
+            self.core.cancel.clone(),
+        )
+        .await
     }
 
     /// The address a transport is really bound to (port 0 resolved).

@@ -127,7 +127,8 @@ pub fn router(state: ApiState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::web::routes(&state.engine))
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
 }
 

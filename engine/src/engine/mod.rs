@@ -48,6 +48,8 @@ pub enum EngineError {
     Media(#[from] switchboard_media::MediaError),
     #[error("HTTP: {0}")]
     Http(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("no call {0}")]
     NoSuchCall(String),
     #[error("no conference {0}")]
@@ -132,6 +134,11 @@ impl Engine {
         apps: AppRegistry,
         http: impl FnOnce(&Engine) -> axum::Router,
     ) -> Result<Engine, EngineError> {
+        // Before anything binds: a bad certificate stops the start here.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let media = MediaEngine::start(MediaConfig {
             bind_ip: config.rtp_ip,
             rtp_ports: config.rtp_ports.clone(),
@@ -188,7 +195,13 @@ impl Engine {
             http_addr,
             stopped: stopped.clone(),
         };
-        tokio::spawn(crate::http::serve(http_listener, http(&engine), stopped));
+        let https = tls.is_some();
+        tokio::spawn(crate::http::serve(
+            http_listener,
+            tls,
+            http(&engine),
+            stopped,
+        ));
 
         let accept = inner.clone();
         tokio::spawn(async move {
@@ -203,6 +216,7 @@ impl Engine {
             sip_udp = ?engine.sip_addr(Transport::Udp),
             sip_tcp = ?engine.sip_addr(Transport::Tcp),
             http = %http_addr,
+            https,
             rtp_ports = ?engine.inner.config.rtp_ports,
             "switchboard ready"
         );
@@ -255,6 +269,25 @@ impl Engine {
         use switchboard_scenarios::CallControl;
         call.hangup(Vec::new()).await?;
         Ok(())
+    }
+
+    /// The live call whose INVITE carried this SIP Call-ID.
+    pub fn call_by_sip_call_id(&self, sip_call_id: &str) -> Option<Arc<Call>> {
+        self.inner
+            .calls
+            .iter()
+            .find(|entry| entry.value().sip_call_id() == sip_call_id)
+            .map(|entry| entry.value().clone())
+    }
+
+    /// The SIP endpoint (WebSocket connections are handed to it).
+    pub(crate) fn sip(&self) -> &SipEndpoint {
+        &self.inner.sip
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
     }
 
     /// Every live conference.

@@ -35,6 +35,14 @@ pub fn examples_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The built web dial page (`scripts/web` builds it).
+pub fn web_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("web")
+        .join("dist")
+}
+
 /// An engine listening on 127.0.0.1 (ephemeral SIP and HTTP ports).
 pub struct TestEngine {
     pub engine: Engine,
@@ -74,6 +82,7 @@ impl TestEngine {
                 http: Some("127.0.0.1:0".into()),
                 rtp_ports: Some(RTP_PORTS.into()),
                 recordings: Some(recordings.path().to_path_buf()),
+                web: Some(web_dir()),
                 ..Default::default()
             },
         )

@@ -301,7 +301,7 @@ fn client_transaction(
                 addr: remote.into(),
             }),
         ),
-        Flow::Tcp(connection) => (Some(connection.clone()), None),
+        Flow::Tcp(connection) | Flow::Ws { connection, .. } => (Some(connection.clone()), None),
     };
     let mut tx = Transaction::new_client(key, request, core.stack.clone(), connection);
     tx.destination = destination;

@@ -25,6 +25,12 @@ pub(crate) enum Flow {
     /// Over a TCP connection: the one an incoming INVITE came on, or the
     /// one we opened for an outgoing call.
     Tcp(SipConnection),
+    /// Over the WebSocket connection an incoming INVITE came on (RFC 7118);
+    /// `secure`: WSS.
+    Ws {
+        connection: SipConnection,
+        secure: bool,
+    },
 }
 
 impl Flow {
@@ -32,6 +38,16 @@ impl Flow {
         match self {
             Flow::Udp => "UDP",
             Flow::Tcp(_) => "TCP",
+            Flow::Ws { secure: false, .. } => "WS",
+            Flow::Ws { secure: true, .. } => "WSS",
+        }
+    }
+
+    /// The connection requests travel on, for connection-oriented flows.
+    pub(crate) fn connection(&self) -> Option<&SipConnection> {
+        match self {
+            Flow::Udp => None,
+            Flow::Tcp(connection) | Flow::Ws { connection, .. } => Some(connection),
         }
     }
 }
@@ -73,6 +89,7 @@ impl Dialog {
         let contact = match flow {
             Flow::Udp => format!("<sip:{local}>"),
             Flow::Tcp(_) => format!("<sip:{local};transport=tcp>"),
+            Flow::Ws { .. } => format!("<sip:{local};transport=ws>"),
         };
         Dialog {
             call_id,
@@ -179,11 +196,8 @@ impl Dialog {
     ) -> Result<Response, SipError> {
         let key = TransactionKey::from_request(&request, TransactionRole::Client)
             .map_err(|e| SipError::Stack(e.to_string()))?;
-        let connection = match &self.flow {
-            Flow::Tcp(connection) => Some(connection.clone()),
-            // rsipstack picks our UDP socket for the target's address.
-            Flow::Udp => None,
-        };
+        // Over UDP, rsipstack picks our socket for the target's address.
+        let connection = self.flow.connection().cloned();
         let mut tx = Transaction::new_client(key, request, stack.clone(), connection);
         tx.send()
             .await

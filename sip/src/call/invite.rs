@@ -23,6 +23,7 @@ use crate::{message, CallEvents, CallSignaling, IncomingCall, Transport};
 /// Takes a new INVITE (no To tag) from the dispatcher.
 pub(crate) fn accept(core: &Arc<EndpointCore>, mut tx: Transaction) {
     let source = source::take(&mut tx.original);
+    let local = source::take_local(&mut tx.original);
     if !is_sdp_or_empty(&tx.original) {
         // RFC 3261 §8.2.3: a body we cannot read.
         let mut response = message::response(&tx.original, StatusCode::UnsupportedMediaType, None);
@@ -42,7 +43,7 @@ pub(crate) fn accept(core: &Arc<EndpointCore>, mut tx: Transaction) {
         spawn_reply(core, tx, response);
         return;
     }
-    let (call, events) = match new_call(core, &tx, source) {
+    let (call, events) = match new_call(core, &tx, source, local) {
         Ok(call) => call,
         Err(reason) => {
             debug!(reason, "cannot take INVITE");
@@ -87,6 +88,7 @@ fn new_call(
     core: &Arc<EndpointCore>,
     tx: &Transaction,
     source: Option<SocketAddr>,
+    local: Option<SocketAddr>,
 ) -> Result<(Arc<Call>, CallEvents), &'static str> {
     let request = &tx.original;
     let connection = tx.connection.clone().ok_or("no connection")?;
@@ -115,6 +117,20 @@ fn new_call(
             let port = core.tcp_port().ok_or("no TCP listener")?;
             let flow = Flow::Tcp(connection.clone());
             (Transport::Tcp, remote, SocketAddr::new(ip, port), flow)
+        }
+        // Our channels are WebSocket connections (`net::ws`).
+        SipConnection::Channel(channel) => {
+            let remote = channel
+                .get_addr()
+                .get_socketaddr()
+                .map_err(|_| "no remote address")?;
+            let secure = channel.get_addr().r#type == Some(rsipstack::sip::Transport::Wss);
+            let local = local.ok_or("no local address")?;
+            let flow = Flow::Ws {
+                connection: connection.clone(),
+                secure,
+            };
+            (Transport::Ws, remote, local, flow)
         }
         _ => return Err("unsupported transport"),
     };
@@ -206,7 +222,8 @@ fn via_source(request: &Request) -> Option<SocketAddr> {
 fn fallback_target(transport: Transport, remote: SocketAddr) -> Option<Uri> {
     let uri = match transport {
         Transport::Tcp => format!("sip:{remote};transport=tcp"),
-        _ => format!("sip:{remote}"),
+        Transport::Ws => format!("sip:{remote};transport=ws"),
+        Transport::Udp => format!("sip:{remote}"),
     };
     Uri::try_from(uri.as_str()).ok()
 }
@@ -217,7 +234,7 @@ async fn drive(call: Arc<Call>, mut tx: Transaction, events: CallEvents) {
     if let Err(e) = tx.send_trying().await {
         debug!(call = %call.id, error = %e, "cannot send 100 Trying");
     }
-    if let Flow::Tcp(connection) = &call.dialog.flow {
+    if let Some(connection) = call.dialog.flow.connection() {
         if let Some(closed) = connection.cancel_token() {
             tokio::spawn(watch_connection(call.clone(), closed));
         }
@@ -258,7 +275,7 @@ async fn drive(call: Arc<Call>, mut tx: Transaction, events: CallEvents) {
     call.on_invite_done().await;
 }
 
-/// Ends the call if its TCP connection closes first.
+/// Ends the call if its TCP or WebSocket connection closes first.
 pub(super) async fn watch_connection(call: Arc<Call>, closed: CancellationToken) {
     tokio::select! {
         _ = closed.cancelled() => call.on_transport_closed(),

@@ -539,16 +539,17 @@ impl Call {
         response
     }
 
-    /// The call's TCP connection closed.
+    /// The call's TCP or WebSocket connection closed.
     pub(crate) fn on_transport_closed(&self) {
+        let why = format!("{} connection closed", self.dialog.flow.transport());
         let mut machine = self.lock();
-        let ended = machine.end(EndReason::TransportError("TCP connection closed".into()));
+        let ended = machine.end(EndReason::TransportError(why.clone()));
         if ended {
             self.stop_invite_transaction(&machine);
         }
         drop(machine);
         if ended {
-            info!(call = %self.id, "TCP connection closed: call ended");
+            info!(call = %self.id, "{why}: call ended");
         }
         self.retire();
     }

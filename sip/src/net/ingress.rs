@@ -40,10 +40,25 @@ impl Ingress {
         connection: &SipConnection,
         source: SocketAddr,
     ) -> Option<Vec<u8>> {
+        self.receive_at(raw, datagram, connection, source, None)
+            .await
+    }
+
+    /// [`Ingress::receive`] on a connection whose own local address says
+    /// nothing useful (a WebSocket handed over by the HTTP server): `local`
+    /// is our address there, recorded in INVITEs for Via and Contact.
+    pub(crate) async fn receive_at(
+        &self,
+        raw: &[u8],
+        datagram: bool,
+        connection: &SipConnection,
+        source: SocketAddr,
+        local: Option<SocketAddr>,
+    ) -> Option<Vec<u8>> {
         match inspect(raw, datagram, &self.server) {
             Inspection::Message(message) => {
                 self.counters.received(&message);
-                self.deliver(message, connection, source).await;
+                self.deliver(message, connection, source, local).await;
                 None
             }
             Inspection::Reply(reply) => {
@@ -73,8 +88,21 @@ impl Ingress {
         Some(reply)
     }
 
-    async fn deliver(&self, message: SipMessage, connection: &SipConnection, source: SocketAddr) {
-        let transport = connection.transport();
+    async fn deliver(
+        &self,
+        message: SipMessage,
+        connection: &SipConnection,
+        source: SocketAddr,
+        local: Option<SocketAddr>,
+    ) {
+        let transport = match connection {
+            // rsipstack calls every channel UDP; ours carry WS or WSS in
+            // their address.
+            SipConnection::Channel(channel) => {
+                channel.get_addr().r#type.unwrap_or(WireTransport::Ws)
+            }
+            _ => connection.transport(),
+        };
         // Via received/rport (RFC 3261 §18.2.1, RFC 3581), as rsipstack's own
         // receive loops do.
         let mut message = match SipConnection::update_msg_received(message, source, transport) {
@@ -85,8 +113,13 @@ impl Ingress {
             }
         };
         if let SipMessage::Request(request) = &mut message {
-            if request.method == Method::Invite && transport == WireTransport::Udp {
-                source::stamp(request, source);
+            if request.method == Method::Invite {
+                if transport == WireTransport::Udp {
+                    source::stamp(request, source);
+                }
+                if let Some(local) = local {
+                    source::stamp_local(request, local);
+                }
             }
         }
         let from = SipAddr {

@@ -1,4 +1,4 @@
-//! Sockets: our own UDP and TCP receive loops feed every message through
+//! Sockets: our own UDP, TCP and WebSocket receive loops feed every message through
 //! `wire` and then into rsipstack's transaction layer (`ingress`); rsipstack
 //! sends through the same sockets.
 
@@ -7,3 +7,4 @@ pub(crate) mod local_ip;
 pub(crate) mod source;
 pub(crate) mod tcp;
 pub(crate) mod udp;
+pub(crate) mod ws;

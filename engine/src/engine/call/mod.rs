@@ -196,6 +196,11 @@ impl Call {
         &self.info.id
     }
 
+    /// The SIP Call-ID of the call's dialog.
+    pub fn sip_call_id(&self) -> &str {
+        self.signaling.sip_call_id()
+    }
+
     pub fn direction(&self) -> Direction {
         self.direction
     }
