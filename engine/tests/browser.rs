@@ -193,7 +193,6 @@ async fn the_page_loads_connects_over_websocket_and_its_invite_reaches_the_engin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the WebRTC media leg (branch webrtc6)"]
 async fn a_browser_in_conf_1234_hears_the_phone_and_is_heard() {
     let sb = TestEngine::anyroom().await;
     let (_agent, phone) = phone_in_room(&sb).await;
@@ -247,7 +246,6 @@ async fn a_browser_in_conf_1234_hears_the_phone_and_is_heard() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the WebRTC media leg (branch webrtc6)"]
 async fn a_browser_keys_its_room_code_on_the_keypad() {
     let sb = TestEngine::anyroom().await;
     let (_agent, phone) = phone_in_room(&sb).await;

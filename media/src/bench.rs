@@ -69,7 +69,7 @@ impl RoomBench {
                 c,
             ));
             let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-            let mut leg = Leg::new(shared, socket, &params, tx)?;
+            let mut leg = Leg::new(shared, crate::leg::Transport::Udp(socket), &params, tx)?;
             leg.transmit = false;
             leg.conference = Some(ConfLink { id: 1, slot: 0 });
             conf.add(i, id, c, ParticipantOptions::default());

@@ -1,21 +1,22 @@
 //! The control plane's side: [`MediaEngine`] starts the workers and hands out
 //! cheap handles that talk to them through mailboxes and channels.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use crate::conference::ConfShared;
 use crate::dtmf::{digit_to_event, event_to_digit};
-use crate::leg::{Leg, LegCommand, LegShared};
+use crate::leg::{Leg, LegCommand, LegShared, Transport};
 use crate::player::{Completion, Playback};
 use crate::ports::{PortAllocator, RtpSocket};
 use crate::recorder::{RecordSink, Recording};
 use crate::stats::{LegStats, MediaStats};
+use crate::webrtc::{Pipe, TransportThread, WebRtcSession};
 use crate::worker::{Peer, Worker, WorkerCommand, WorkerShared};
 use crate::{
     AudioClip, ConferenceEvent, DtmfDigit, DtmfSource, LegEvent, LegId, LegParams, MediaConfig,
@@ -37,6 +38,8 @@ struct EngineInner {
     next_leg: AtomicU64,
     next_conference: AtomicU64,
     shut_down: Arc<AtomicBool>,
+    /// Where WebRTC legs' transports run; started with the first one.
+    webrtc: OnceLock<TransportThread>,
 }
 
 impl MediaEngine {
@@ -64,6 +67,7 @@ impl MediaEngine {
             next_leg: AtomicU64::new(1),
             next_conference: AtomicU64::new(1),
             shut_down: Arc::new(AtomicBool::new(false)),
+            webrtc: OnceLock::new(),
         };
         let epoch = std::time::Instant::now();
         for (index, inbox) in inboxes.into_iter().enumerate() {
@@ -111,6 +115,18 @@ impl MediaEngine {
         }
         let local = socket.local_addr();
         socket.socket.set_nonblocking(true)?;
+        let (leg, handle, events) = self.new_leg(Transport::Udp(socket.socket), local, &params)?;
+        let worker = self.run_leg(leg)?;
+        tracing::debug!(id = %handle.id(), label = %params.label, %local, remote = %params.remote, worker, "leg started");
+        Ok((handle, events))
+    }
+
+    fn new_leg(
+        &self,
+        transport: Transport,
+        local: SocketAddr,
+        params: &LegParams,
+    ) -> Result<(Box<Leg>, LegHandle, LegEvents), MediaError> {
         let id = LegId(self.inner.next_leg.fetch_add(1, Ordering::Relaxed));
         let shared = Arc::new(LegShared::new(
             id,
@@ -119,7 +135,12 @@ impl MediaEngine {
             params.codec,
         ));
         let (events_tx, events_rx) = unbounded_channel();
-        let leg = Box::new(Leg::new(shared.clone(), socket.socket, &params, events_tx)?);
+        let leg = Box::new(Leg::new(shared.clone(), transport, params, events_tx)?);
+        Ok((leg, LegHandle { shared }, LegEvents { rx: events_rx }))
+    }
+
+    /// Hands a new leg to the least loaded worker; returns which.
+    fn run_leg(&self, leg: Box<Leg>) -> Result<usize, MediaError> {
         let worker = self.inner.least_loaded();
         let peer = &self.inner.peers[worker];
         peer.shared.legs.fetch_add(1, Ordering::Relaxed);
@@ -127,8 +148,84 @@ impl MediaEngine {
             peer.shared.legs.fetch_sub(1, Ordering::Relaxed);
             return Err(MediaError::ShutDown);
         }
-        tracing::debug!(%id, label = %params.label, %local, remote = %params.remote, worker, "leg started");
-        Ok((LegHandle { shared }, LegEvents { rx: events_rx }))
+        Ok(worker)
+    }
+
+    /// Accepts a browser's SDP offer (`UDP/TLS/RTP/SAVPF` audio with ICE
+    /// credentials and a DTLS fingerprint, see [`crate::is_webrtc_offer`]):
+    /// binds a socket from the RTP port range and prepares an ICE-lite,
+    /// DTLS-passive session answering with Opus and telephone-event.
+    /// `advertise` are the addresses to offer as host candidates (the
+    /// engine's public address); empty means the socket's own address.
+    /// `127.0.0.1` is added when the socket listens on loopback or on
+    /// every address. Nothing runs until [`MediaEngine::start_webrtc_leg`].
+    pub fn accept_webrtc_offer(
+        &self,
+        offer: &str,
+        advertise: &[IpAddr],
+    ) -> Result<WebRtcSession, MediaError> {
+        let socket = self.allocate_socket()?;
+        crate::webrtc::accept_offer(socket, offer, advertise)
+    }
+
+    /// Starts the leg of an accepted WebRTC offer: from now on it answers
+    /// ICE checks and the DTLS handshake, and once connected it is a leg
+    /// like any other (play, conferences, DTMF, recording), with Opus at
+    /// 48 kHz. Start it when the answer is sent.
+    pub fn start_webrtc_leg(
+        &self,
+        session: WebRtcSession,
+        label: &str,
+    ) -> Result<(LegHandle, LegEvents), MediaError> {
+        if self.inner.is_shut_down() {
+            return Err(MediaError::ShutDown);
+        }
+        let thread = match self.inner.webrtc.get() {
+            Some(t) => t,
+            None => {
+                let started = TransportThread::start()?;
+                // Two first legs at once: the loser's thread just stops.
+                if let Err(spare) = self.inner.webrtc.set(started) {
+                    spare.shutdown();
+                }
+                self.inner.webrtc.get().ok_or(MediaError::ShutDown)?
+            }
+        };
+        let local = session.local_addr();
+        let WebRtcSession {
+            rtc,
+            socket,
+            candidates,
+            mid,
+            payload_type,
+            dtmf,
+            ..
+        } = session;
+        let params = LegParams {
+            // Unused: the transport knows where the browser is (ICE).
+            remote: local,
+            codec: crate::Codec::Opus,
+            payload_type,
+            dtmf_payload_type: dtmf.map(|(pt, _)| pt),
+            label: label.to_string(),
+        };
+        let pipe = Arc::new(Pipe::new());
+        let (mut leg, handle, events) =
+            self.new_leg(Transport::WebRtc(pipe.clone()), local, &params)?;
+        if let Some((_, rate)) = dtmf {
+            leg.set_dtmf_rate(rate);
+        }
+        thread.spawn(crate::webrtc::Transport::new(
+            rtc,
+            socket.socket,
+            candidates,
+            mid,
+            pipe,
+            label.to_string(),
+        ));
+        let worker = self.run_leg(leg)?;
+        tracing::debug!(id = %handle.id(), %label, %local, worker, "WebRTC leg started");
+        Ok((handle, events))
     }
 
     /// Creates an empty conference (N-1 mix) on one of the workers.
@@ -222,6 +319,9 @@ impl EngineInner {
             if t.join().is_err() {
                 tracing::error!("a media worker panicked");
             }
+        }
+        if let Some(webrtc) = self.webrtc.get() {
+            webrtc.shutdown();
         }
         tracing::info!("media engine stopped");
     }

@@ -210,16 +210,28 @@ pub(crate) struct ConfLink {
     pub(crate) slot: usize,
 }
 
+/// Where a leg's RTP goes.
+pub(crate) enum Transport {
+    /// Plain RTP on the leg's own UDP socket (SIP calls).
+    Udp(UdpSocket),
+    /// Through a WebRTC transport (SRTP over ICE/DTLS) on the WebRTC
+    /// thread; the leg sees plain RTP (see `webrtc/mod.rs`).
+    WebRtc(Arc<crate::webrtc::Pipe>),
+}
+
 /// The worker-side state of one leg.
 pub(crate) struct Leg {
     pub(crate) shared: Arc<LegShared>,
-    socket: UdpSocket,
+    transport: Transport,
     codec: Codec,
     /// The codec's rate: what the leg decodes, plays and encodes at.
     rate: u32,
     frame_len: usize,
     payload_type: u8,
     dtmf_payload_type: Option<u8>,
+    /// Clock of telephone-event (the codec's, except a browser offering
+    /// it at 8 kHz only next to Opus).
+    dtmf_rate: u32,
 
     /// Where packets go: the SDP address until RTP arrives, then its source.
     remote: SocketAddr,
@@ -273,19 +285,20 @@ pub(crate) struct Leg {
 impl Leg {
     pub(crate) fn new(
         shared: Arc<LegShared>,
-        socket: UdpSocket,
+        transport: Transport,
         params: &LegParams,
         events: UnboundedSender<LegEvent>,
     ) -> Result<Leg, MediaError> {
         let rate = params.codec.clock_rate();
         Ok(Leg {
             shared,
-            socket,
+            transport,
             codec: params.codec,
             rate,
             frame_len: params.codec.frame_samples(),
             payload_type: params.payload_type,
             dtmf_payload_type: params.dtmf_payload_type,
+            dtmf_rate: rate,
             remote: params.remote,
             latched: None,
             latched_rx_ms: 0,
@@ -323,6 +336,12 @@ impl Leg {
 
     pub(crate) fn codec(&self) -> Codec {
         self.codec
+    }
+
+    /// Telephone-event runs at `rate` instead of the codec's clock.
+    pub(crate) fn set_dtmf_rate(&mut self, rate: u32) {
+        self.dtmf_rate = rate;
+        self.dtmf_rx = DtmfReceiver::new(rate, DTMF_END_TIMEOUT_MS);
     }
 
     /// This tick's decoded input at the leg's rate.
@@ -408,9 +427,29 @@ impl Leg {
     /// engine's clock (shared by all workers, so it survives moves).
     pub(crate) fn receive(&mut self, batch: &mut RecvBatch, now_ms: u64) {
         self.now_ms = now_ms;
+        match &self.transport {
+            Transport::Udp(_) => {}
+            Transport::WebRtc(pipe) => {
+                let pipe = pipe.clone();
+                // The transport already checked where packets come from
+                // (ICE) and that they are genuine (SRTP): one fixed source.
+                let src = self.shared.local_addr;
+                for _ in 0..MAX_RX_PER_TICK {
+                    let Some(packet) = pipe.next_received() else {
+                        break;
+                    };
+                    self.on_datagram(&packet, src, now_ms);
+                    pipe.recycle_received(packet);
+                }
+                return;
+            }
+        }
         let mut total = 0;
         while total < MAX_RX_PER_TICK {
-            let got = batch.recv(&self.socket);
+            let Transport::Udp(socket) = &self.transport else {
+                return;
+            };
+            let got = batch.recv(socket);
             for i in 0..got {
                 if let Some((data, src)) = batch.datagram(i) {
                     self.on_datagram(data, src, now_ms);
@@ -640,8 +679,16 @@ impl Leg {
             self.counters.bytes_out += n as u64;
             return;
         }
-        match self.socket.send_to(&buf[..n], self.remote) {
-            Ok(_) => {
+        let sent = match &self.transport {
+            Transport::Udp(socket) => socket.send_to(&buf[..n], self.remote).map(|_| ()),
+            // Before ICE and DTLS are up there is nowhere to send yet.
+            Transport::WebRtc(pipe) => match pipe.send(&buf[..n]) {
+                true => Ok(()),
+                false => return,
+            },
+        };
+        match sent {
+            Ok(()) => {
                 self.counters.packets_out += 1;
                 self.counters.bytes_out += n as u64;
             }
@@ -664,7 +711,8 @@ impl Leg {
             }
             if let Some(&event) = job.events.get(job.next) {
                 job.next += 1;
-                job.sending = Some(DigitSender::with_rate(event, inband, self.rate));
+                let rate = if inband { self.rate } else { self.dtmf_rate };
+                job.sending = Some(DigitSender::with_rate(event, inband, rate));
                 continue;
             }
             if let Some(job) = self.dtmf_tx.pop_front() {
@@ -703,6 +751,9 @@ impl Drop for Leg {
     /// workers), its playbacks resolve `Closed`, queued commands are refused,
     /// then the socket and the event channel close.
     fn drop(&mut self) {
+        if let Transport::WebRtc(pipe) = &self.transport {
+            pipe.close();
+        }
         self.player.stop(PlayOutcome::Closed);
         self.stop_dtmf(PlayOutcome::Closed);
         self.shared.shut();

@@ -47,6 +47,7 @@ pub mod rtp;
 mod stats;
 mod udp;
 pub mod vad;
+mod webrtc;
 mod worker;
 
 pub use engine::{ConferenceEvents, ConferenceHandle, LegEvents, LegHandle, MediaEngine};
@@ -54,6 +55,7 @@ pub use player::Playback;
 pub use ports::RtpSocket;
 pub use recorder::Recording;
 pub use stats::{LegStats, MediaStats, TickStats};
+pub use webrtc::{is_webrtc_offer, WebRtcSession};
 
 /// The narrowband rate: G.711 legs, TTS prompts, in-band DTMF analysis.
 /// Conferences mix at the highest rate their members speak (8, 16 or
@@ -88,6 +90,8 @@ pub enum MediaError {
     Codec(String),
     #[error("recording failed: {0}")]
     Recording(String),
+    #[error("WebRTC: {0}")]
+    WebRtc(String),
 }
 
 /// Audio codecs a leg can speak.

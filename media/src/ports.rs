@@ -21,6 +21,11 @@ pub struct RtpSocket {
 }
 
 impl RtpSocket {
+    #[cfg(test)]
+    pub(crate) fn from_parts(socket: UdpSocket, local: SocketAddr) -> RtpSocket {
+        RtpSocket { socket, local }
+    }
+
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local

@@ -557,7 +557,15 @@ mod tests {
                 dtmf_payload_type: Some(101),
                 label: "t".into(),
             };
-            let leg = Box::new(Leg::new(leg_shared.clone(), rtp.socket, &params, etx).unwrap());
+            let leg = Box::new(
+                Leg::new(
+                    leg_shared.clone(),
+                    crate::leg::Transport::Udp(rtp.socket),
+                    &params,
+                    etx,
+                )
+                .unwrap(),
+            );
             tx.send(WorkerCommand::StartLeg(leg)).unwrap();
             shared.legs.fetch_add(1, Ordering::Relaxed);
             assert!(leg_shared

@@ -249,6 +249,32 @@ impl Agent {
         self.dial(target, options).await?.answered().await
     }
 
+    /// Places a call as a browser would: a WebRTC offer (DTLS-SRTP, ICE,
+    /// Opus, telephone-event) in the INVITE, the answer into a
+    /// [`WebRtcPeer`](crate::webrtc::WebRtcPeer) that then connects (ICE,
+    /// DTLS) and carries the media. `options`' codecs and media settings
+    /// are replaced; headers and the rest apply.
+    pub async fn call_webrtc(
+        &self,
+        target: &str,
+        options: CallOptions,
+    ) -> Result<crate::webrtc::WebRtcCall> {
+        let offer = crate::webrtc::WebRtcOffer::new(self.core.config.local_ip)?;
+        let options = options
+            .codecs([crate::Codec::Opus])
+            .raw_sdp(offer.sdp())
+            .external_media();
+        let call = self.call(target, options).await?;
+        let peer = match offer.accept_answer(&call.remote_sdp()) {
+            Ok(peer) => peer,
+            Err(e) => {
+                let _ = call.hangup().await;
+                return Err(e);
+            }
+        };
+        Ok(crate::webrtc::WebRtcCall { call, peer })
+    }
+
     /// The next incoming call, not yet answered (auto-answer off).
     pub async fn accept_next(&self, timeout: Duration) -> Result<IncomingCall> {
         let mut incoming = self.incoming.lock().await;

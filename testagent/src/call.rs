@@ -135,6 +135,12 @@ impl Call {
             .map(|(_, v)| v)
     }
 
+    /// The SDP body of the 200 OK (calls we placed) or of the INVITE
+    /// (calls we received).
+    pub fn remote_sdp(&self) -> String {
+        String::from_utf8_lossy(&self.dialog().remote_sdp()).into_owned()
+    }
+
     pub fn is_ended(&self) -> bool {
         self.dialog().is_ended()
     }

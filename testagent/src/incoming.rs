@@ -76,6 +76,7 @@ impl IncomingCall {
                 version: 0,
             },
             remote_headers: message::header_list(headers),
+            remote_sdp: request.body.clone(),
             invite: Some(request.clone()),
             invite_response: None,
             invite_final: false,

@@ -34,6 +34,7 @@ pub mod media;
 pub mod outgoing;
 pub mod sip;
 pub mod wav;
+pub mod webrtc;
 
 pub use agent::Agent;
 pub use analysis::{min_db_over, ToneCondition, ToneMeasurement};
@@ -45,3 +46,4 @@ pub use media::{DtmfOptions, DtmfSource, Media, Playback, PlaybackEnd, ReceivedD
 pub use outgoing::OutgoingCall;
 pub use sip::message::ResponseInfo;
 pub use sip::sdp::{AudioDescription, Direction};
+pub use webrtc::{WebRtcCall, WebRtcOffer, WebRtcPeer};

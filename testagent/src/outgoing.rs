@@ -506,6 +506,7 @@ impl Invite {
                 version: 1,
             },
             remote_headers: message::header_list(headers),
+            remote_sdp: response.body.clone(),
             invite: None,
             invite_response: None,
             invite_final: true,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use std::sync::atomic::Ordering;
 
-use switchboard_media::Codec;
+use switchboard_media::{Codec, MediaError};
 use switchboard_scenarios::{
     CallContext, CallControl, CallState, InstanceContext, LogLevel, RouteError, ScenarioError,
     ScenarioInstance,
@@ -15,6 +15,7 @@ use switchboard_scenarios::{
 use switchboard_sip::{sdp, IncomingCall};
 use tracing::{info, warn, Instrument};
 
+use super::call::PendingMedia;
 use super::events::{CallRecord, EngineEvent, LogLine, Scope};
 use super::host::InstanceHost;
 use super::{Call, Conference, EngineInner, Route};
@@ -132,28 +133,45 @@ impl EngineInner {
                 )
                 .await;
             };
-            let negotiated = match sdp::parse_offer(offer)
-                .and_then(|offer| sdp::negotiate_preferring(&offer, SUPPORTED_CODECS))
-            {
-                Ok(n) => n,
-                Err(e) => return refuse(488, "Not Acceptable Here", e.to_string()).await,
+            // A browser's offer (DTLS-SRTP, ICE) gets a WebRTC leg, whatever
+            // the SIP transport; anything else plain RTP.
+            let webrtc_offer = std::str::from_utf8(offer)
+                .ok()
+                .filter(|o| switchboard_media::is_webrtc_offer(o));
+            let (stream, media) = if let Some(offer) = webrtc_offer {
+                let advertise = self.webrtc_candidate_ips(signaling.remote_addr().ip());
+                match self.media.accept_webrtc_offer(offer, &advertise) {
+                    Ok(session) => (None, PendingMedia::WebRtc(Box::new(session))),
+                    Err(e @ (MediaError::NoFreePort(_) | MediaError::ShutDown)) => {
+                        return refuse(503, "Service Unavailable", e.to_string()).await
+                    }
+                    Err(e) => return refuse(488, "Not Acceptable Here", e.to_string()).await,
+                }
+            } else {
+                let negotiated = match sdp::parse_offer(offer)
+                    .and_then(|offer| sdp::negotiate_preferring(&offer, SUPPORTED_CODECS))
+                {
+                    Ok(n) => n,
+                    Err(e) => return refuse(488, "Not Acceptable Here", e.to_string()).await,
+                };
+                let Some(codec) =
+                    Codec::from_encoding(&negotiated.codec.encoding, negotiated.codec.clock_rate)
+                else {
+                    return refuse(
+                        488,
+                        "Not Acceptable Here",
+                        "negotiated an unknown codec".into(),
+                    )
+                    .await;
+                };
+                let socket = match self.media.allocate_socket() {
+                    Ok(s) => s,
+                    Err(e) => return refuse(503, "Service Unavailable", e.to_string()).await,
+                };
+                let stream = super::call::Stream { negotiated, codec };
+                (Some(stream), PendingMedia::Rtp(socket))
             };
-            let Some(codec) =
-                Codec::from_encoding(&negotiated.codec.encoding, negotiated.codec.clock_rate)
-            else {
-                return refuse(
-                    488,
-                    "Not Acceptable Here",
-                    "negotiated an unknown codec".into(),
-                )
-                .await;
-            };
-            let socket = match self.media.allocate_socket() {
-                Ok(s) => s,
-                Err(e) => return refuse(503, "Service Unavailable", e.to_string()).await,
-            };
-            let stream = super::call::Stream { negotiated, codec };
-            let call = Call::inbound(signaling.clone(), &self, app, stream, socket);
+            let call = Call::inbound(signaling.clone(), &self, app, stream, media);
             self.calls.insert(call.id().to_string(), call.clone());
             self.observers.emit(EngineEvent::CallStarted {
                 scope: call.scope().clone(),
@@ -182,6 +200,20 @@ impl EngineInner {
         }
         .instrument(span)
         .await
+    }
+
+    /// The addresses a WebRTC answer offers as host candidates: the
+    /// configured public address, else the RTP bind address, else the one
+    /// the OS would use toward the caller (the media crate adds loopback
+    /// when the socket listens on every address).
+    fn webrtc_candidate_ips(&self, remote: std::net::IpAddr) -> Vec<std::net::IpAddr> {
+        if let Some(public) = self.config.public_ip {
+            return vec![public];
+        }
+        if !self.config.rtp_ip.is_unspecified() {
+            return vec![self.config.rtp_ip];
+        }
+        super::call::local_ip_toward(remote).into_iter().collect()
     }
 
     /// Call history for a call refused before it got a [`Call`].

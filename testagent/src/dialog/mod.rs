@@ -50,6 +50,8 @@ pub(crate) struct DialogState {
     pub local_media: LocalMedia,
     /// Headers of the INVITE (callee) or of the 200 OK (caller).
     pub remote_headers: Vec<(String, String)>,
+    /// The SDP of the 200 OK (caller) or of the INVITE (callee), as received.
+    pub remote_sdp: Vec<u8>,
     /// Callee side: the INVITE, the last response to it, and whether it
     /// was final.
     pub invite: Option<Request>,
@@ -134,6 +136,10 @@ impl Dialog {
 
     pub fn remote_headers(&self) -> Vec<(String, String)> {
         self.lock().remote_headers.clone()
+    }
+
+    pub fn remote_sdp(&self) -> Vec<u8> {
+        self.lock().remote_sdp.clone()
     }
 
     /// A new in-dialog request (not ACK or CANCEL) and where to send it.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use switchboard_media::{
     AudioClip, ConferenceHandle, DtmfSource, LegEvent, LegEvents, LegHandle, LegParams,
-    ParticipantOptions, RtpSocket,
+    ParticipantOptions, RtpSocket, WebRtcSession,
 };
 use switchboard_scenarios::{CallError, CallEvent, MediaOutcome, SayOptions};
 use switchboard_sip::sdp;
@@ -23,9 +23,19 @@ struct Bridge {
     peer: Weak<Call>,
 }
 
+/// A call's media before its leg starts: bound (and for WebRTC, answered)
+/// when the call is created, started on answer or early media.
+pub(crate) enum PendingMedia {
+    /// Plain RTP (SIP phones): the socket; the answer is written from the
+    /// negotiated [`super::Stream`].
+    Rtp(RtpSocket),
+    /// A browser's WebRTC offer, accepted: ICE-lite, DTLS-SRTP, Opus.
+    WebRtc(Box<WebRtcSession>),
+}
+
 pub(crate) struct CallMedia {
     /// Bound when the call was created, until the leg takes it.
-    socket: Mutex<Option<RtpSocket>>,
+    pending: Mutex<Option<PendingMedia>>,
     leg: OnceLock<LegHandle>,
     /// The SDP we answer with (the same in 183 and 200).
     local_sdp: OnceLock<String>,
@@ -33,9 +43,9 @@ pub(crate) struct CallMedia {
 }
 
 impl CallMedia {
-    pub(super) fn new(socket: RtpSocket) -> CallMedia {
+    pub(super) fn new(pending: PendingMedia) -> CallMedia {
         CallMedia {
-            socket: Mutex::new(Some(socket)),
+            pending: Mutex::new(Some(pending)),
             leg: OnceLock::new(),
             local_sdp: OnceLock::new(),
             bridge: Mutex::new(None),
@@ -51,7 +61,7 @@ impl CallMedia {
         if let Some(leg) = self.leg.get() {
             leg.close();
         }
-        lock(&self.socket).take();
+        lock(&self.pending).take();
         if let Some(bridge) = lock(&self.bridge).take() {
             bridge.mix.close();
             if let Some(peer) = bridge.peer.upgrade() {
@@ -107,25 +117,39 @@ impl Call {
             return Ok(sdp.clone());
         }
         let engine = self.engine().ok_or(CallError::Ended)?;
-        let stream = self
-            .stream
-            .get()
-            .ok_or_else(|| CallError::InvalidState("no media negotiated".into()))?
-            .clone();
-        let socket = lock(&self.media.socket).take().ok_or(CallError::Ended)?;
-        let local = self.advertised_addr(socket.local_addr(), stream.negotiated.remote.ip());
-        let answer = sdp::write_answer(&stream.negotiated, local, rand::random::<u32>() as u64);
-        let params = LegParams {
-            remote: stream.negotiated.remote,
-            codec: stream.codec,
-            payload_type: stream.negotiated.codec.payload_type,
-            dtmf_payload_type: stream.negotiated.dtmf.as_ref().map(|f| f.payload_type),
-            label: self.info.id.clone(),
+        let pending = lock(&self.media.pending).take().ok_or(CallError::Ended)?;
+        let (answer, started) = match pending {
+            PendingMedia::WebRtc(session) => {
+                // The same kind of leg for the rest of the engine; the
+                // answer is the WebRTC one (ICE-lite, DTLS passive).
+                let answer = session.answer_sdp().to_string();
+                debug!(call = %self.info.id, candidates = ?session.candidates(), "WebRTC media");
+                (
+                    answer,
+                    engine.media.start_webrtc_leg(*session, &self.info.id),
+                )
+            }
+            PendingMedia::Rtp(socket) => {
+                let stream = self
+                    .stream
+                    .get()
+                    .ok_or_else(|| CallError::InvalidState("no media negotiated".into()))?
+                    .clone();
+                let local =
+                    self.advertised_addr(socket.local_addr(), stream.negotiated.remote.ip());
+                let answer =
+                    sdp::write_answer(&stream.negotiated, local, rand::random::<u32>() as u64);
+                let params = LegParams {
+                    remote: stream.negotiated.remote,
+                    codec: stream.codec,
+                    payload_type: stream.negotiated.codec.payload_type,
+                    dtmf_payload_type: stream.negotiated.dtmf.as_ref().map(|f| f.payload_type),
+                    label: self.info.id.clone(),
+                };
+                (answer, engine.media.start_leg(socket, params))
+            }
         };
-        let (leg, events) = engine
-            .media
-            .start_leg(socket, params)
-            .map_err(|e| CallError::Media(e.to_string()))?;
+        let (leg, events) = started.map_err(|e| CallError::Media(e.to_string()))?;
         if self.media.leg.set(leg).is_err() {
             return Err(CallError::InvalidState("media already started".into()));
         }
@@ -314,7 +338,7 @@ impl Call {
 }
 
 /// The local IP the OS would use to reach `remote` (no packet is sent).
-pub(super) fn local_ip_toward(remote: IpAddr) -> Option<IpAddr> {
+pub(crate) fn local_ip_toward(remote: IpAddr) -> Option<IpAddr> {
     let bind: SocketAddr = if remote.is_ipv4() {
         "0.0.0.0:0".parse().ok()?
     } else {

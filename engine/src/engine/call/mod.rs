@@ -15,7 +15,7 @@ mod recording;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::SystemTime;
 
-use switchboard_media::{Codec, LegHandle, RtpSocket};
+use switchboard_media::{Codec, LegHandle};
 use switchboard_scenarios::{CallEvent, CallInfo, CallState, LogLevel};
 
 use super::recordings::ActiveRecordings;
@@ -28,7 +28,7 @@ use super::events::{unix_ms, CallRecord, EngineEvent, LogLine, Scope};
 use super::EngineInner;
 use crate::app::Application;
 
-pub(crate) use media::media_outcome;
+pub(crate) use media::{local_ip_toward, media_outcome, PendingMedia};
 pub(crate) use outbound::dial;
 
 /// Which rule and scenario the call is on now (changes with `routeTo`).
@@ -84,7 +84,8 @@ struct Timeline {
     sip_code: Option<u16>,
 }
 
-/// The negotiated stream: what the leg is started with.
+/// The negotiated stream of a plain RTP call: what its leg is started
+/// with (a WebRTC call has none: its session negotiated).
 #[derive(Debug, Clone)]
 pub(crate) struct Stream {
     pub(crate) negotiated: sdp::Negotiated,
@@ -129,8 +130,8 @@ impl Call {
         signaling: CallSignaling,
         engine: &Arc<EngineInner>,
         app: Arc<Application>,
-        stream: Stream,
-        socket: RtpSocket,
+        stream: Option<Stream>,
+        media: PendingMedia,
     ) -> Arc<Call> {
         let info = CallInfo {
             id: signaling.id().to_string(),
@@ -147,10 +148,12 @@ impl Call {
             signaling,
             engine,
             app,
-            socket,
+            media,
             CallState::Incoming,
         );
-        let _ = call.stream.set(stream);
+        if let Some(stream) = stream {
+            let _ = call.stream.set(stream);
+        }
         call
     }
 
@@ -160,7 +163,7 @@ impl Call {
         signaling: CallSignaling,
         engine: &Arc<EngineInner>,
         app: Arc<Application>,
-        socket: RtpSocket,
+        media: PendingMedia,
         state: CallState,
     ) -> Arc<Call> {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -180,7 +183,7 @@ impl Call {
             signaling,
             engine: Arc::downgrade(engine),
             stream: OnceLock::new(),
-            media: media::CallMedia::new(socket),
+            media: media::CallMedia::new(media),
             state: Mutex::new(state),
             answering: tokio::sync::Mutex::new(()),
             events_tx: Mutex::new(Some(events_tx)),

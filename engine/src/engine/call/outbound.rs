@@ -163,7 +163,7 @@ pub(crate) async fn dial(
         signaling,
         engine,
         app.clone(),
-        socket,
+        super::PendingMedia::Rtp(socket),
         CallState::Incoming,
     );
     let _ = call.stream.set(stream);
