@@ -100,7 +100,11 @@ ua.on('newRTCSession', ({ session: s, originator, request }) => {
   }
   session = s;
   phone.callId = request.call_id;
-  s.on('peerconnection', ({ peerconnection }) => watchPeerConnection(peerconnection));
+  // For calls we place, JsSIP creates the RTCPeerConnection (and fires
+  // 'peerconnection') before announcing the session: take it from the
+  // session then.
+  if (s.connection) watchPeerConnection(s.connection);
+  else s.on('peerconnection', ({ peerconnection }) => watchPeerConnection(peerconnection));
   s.on('progress', () => setState('calling', 'Ringing…'));
   s.on('accepted', () => {
     phone.outcome = 'answered';
