@@ -284,7 +284,8 @@ export interface RecordingResult {
 
 /**
  * Errors from the API are `Error`s with a `code`:
- * - `CALL_ENDED`: the call has ended.
+ * - `CALL_ENDED`: the call has ended (also from `conf.add` when the caller
+ *   hangs up while being added).
  * - `CALL_RELEASED`: the call was routed away; this object is inert.
  * - `INVALID_STATE`: not possible now (e.g. `reject` after `answer`).
  * - `BUSY`: a `collectDigits` already runs on the call.

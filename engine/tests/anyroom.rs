@@ -4,7 +4,7 @@
 mod common;
 
 use common::{TestEngine, T};
-use switchboard_testagent::analysis::{min_db_over, tone_dbfs};
+use switchboard_testagent::analysis::{min_db_over, pure_tone, tone_dbfs};
 use switchboard_testagent::{Agent, AgentConfig, CallOptions};
 
 const ALICE_HZ: f32 = 440.0;
@@ -108,12 +108,56 @@ async fn the_last_one_out_ends_the_room_and_the_next_caller_opens_a_new_one() {
             .call(&sb.uri("conf_42"), CallOptions::default())
             .await
             .unwrap();
-        b.wait_for_tone(ALICE_HZ, min_db_over(20.0, &[]), T)
+        b.wait_for_tone(ALICE_HZ, pure_tone(ALICE_HZ, 20.0), T)
             .await
             .unwrap_or_else(|e| panic!("round {round}: {e}"));
         a.hangup().await.unwrap();
         b.hangup().await.unwrap();
         sb.wait_idle().await;
     }
+    sb.engine.shutdown().await;
+}
+
+/// A caller who hangs up during the room's greeting (before `room.add`) must
+/// not take the room down with them: the others stay, and the next caller
+/// still joins. (A hang-up that lands while `room.add` is in flight rejects
+/// it with `CALL_ENDED`, which is also not a scenario failure.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_up_during_the_greeting_leaves_the_room_intact() {
+    let sb = TestEngine::anyroom().await;
+    let alice_ua = Agent::bind(AgentConfig::udp()).await.unwrap();
+    let alice = alice_ua
+        .call(&sb.uri("conf_77"), CallOptions::default())
+        .await
+        .unwrap();
+    alice.wait_for_speech(T).await.unwrap();
+    alice.play_tone(ALICE_HZ, 0.3);
+
+    let bob_ua = Agent::bind(AgentConfig::udp()).await.unwrap();
+    let bob = bob_ua
+        .call(&sb.uri("conf_77"), CallOptions::default())
+        .await
+        .unwrap();
+    bob.wait_for_speech(T).await.unwrap();
+    bob.hangup().await.expect("bob leaves mid-greeting");
+
+    let carol_ua = Agent::bind(AgentConfig::udp()).await.unwrap();
+    let carol = carol_ua
+        .call(&sb.uri("conf_77"), CallOptions::default())
+        .await
+        .unwrap();
+    carol.play_tone(CAROL_HZ, 0.3);
+    carol
+        .wait_for_tone(ALICE_HZ, pure_tone(ALICE_HZ, 20.0), T)
+        .await
+        .expect("carol joins alice's room");
+    alice
+        .wait_for_tone(CAROL_HZ, pure_tone(CAROL_HZ, 20.0), T)
+        .await
+        .expect("alice is still in the room and hears carol");
+    assert!(!alice.is_ended(), "alice's call survives bob's hang-up");
+    alice.hangup().await.unwrap();
+    carol.hangup().await.unwrap();
+    sb.wait_idle().await;
     sb.engine.shutdown().await;
 }

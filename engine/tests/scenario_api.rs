@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestEngine, T};
-use switchboard_testagent::analysis::min_db_over;
+use switchboard_testagent::analysis::{min_db_over, pure_tone};
 use switchboard_testagent::{Agent, AgentConfig, AutoAnswer, CallOptions, EndReason};
 
 const APP: &str = r##"
@@ -352,7 +352,7 @@ async fn max_participants_refuses_the_next_caller_clearly() {
     }
     calls[0].play_tone(440.0, 0.3);
     calls[1]
-        .wait_for_tone(440.0, min_db_over(20.0, &[]), T)
+        .wait_for_tone(440.0, pure_tone(440.0, 20.0), T)
         .await
         .expect("the first two are in the room");
     let third_ua = Agent::bind(AgentConfig::udp()).await.unwrap();
@@ -386,7 +386,7 @@ async fn early_media_is_heard_before_the_call_is_refused() {
         .expect("183 with SDP");
     outgoing
         .media()
-        .wait_for_tone(440.0, min_db_over(20.0, &[]), T)
+        .wait_for_tone(440.0, pure_tone(440.0, 20.0), T)
         .await
         .expect("the tone plays before any answer");
     let err = outgoing.answered().await.unwrap_err();
@@ -405,7 +405,7 @@ async fn digits_out_and_tones() {
     call.wait_for_digits("1234#", T)
         .await
         .expect("RFC 4733 digits");
-    call.wait_for_tone(1000.0, min_db_over(20.0, &[]), T)
+    call.wait_for_tone(1000.0, pure_tone(1000.0, 20.0), T)
         .await
         .expect("tone:1000");
     call.hangup().await.unwrap();

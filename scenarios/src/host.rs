@@ -229,6 +229,9 @@ pub enum ConferenceError {
     Ended,
     #[error("call {0} is not available")]
     NoSuchCall(String),
+    /// The call hung up before (or while) it was added.
+    #[error("call {0} has ended")]
+    CallEnded(String),
     #[error("{0}")]
     Other(String),
 }

@@ -192,6 +192,13 @@ pub fn min_db_over(db: f64, others: &[f32]) -> ToneCondition {
     ToneCondition::present().over(db, others)
 }
 
+/// A pure tone: present and at least `db` above the spectrum at 0.7× and
+/// 1.4× its frequency. Speech is broadband, so a prompt that happens to carry
+/// energy at `freq_hz` does not pass for the tone.
+pub fn pure_tone(freq_hz: f32, db: f64) -> ToneCondition {
+    ToneCondition::present().over(db, &[freq_hz * 0.7, freq_hz * 1.4])
+}
+
 /// Frame-level statistics that tell speech from tones and silence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpeechStats {
@@ -334,6 +341,19 @@ mod tests {
         // 1233.3 Hz is no integer bin of a 1234-sample window.
         let samples = tone(1233.3, 0.1, 1234);
         assert_close(tone_dbfs(&samples, 1233.3), -20.0, 0.3);
+    }
+
+    #[test]
+    fn a_pure_tone_stands_out_and_noise_does_not() {
+        let window = 4000;
+        let tone_only = tone(440.0, 0.3, window);
+        let measured = ToneMeasurement::measure(&tone_only, 440.0, &pure_tone(440.0, 20.0).others);
+        assert!(pure_tone(440.0, 20.0).is_met_by(&measured), "{measured}");
+        // Broadband sound loud enough to pass the bare level check.
+        let broadband = noise(0.5, window, 7);
+        let measured = ToneMeasurement::measure(&broadband, 440.0, &pure_tone(440.0, 20.0).others);
+        assert!(ToneCondition::present().is_met_by(&measured), "{measured}");
+        assert!(!pure_tone(440.0, 20.0).is_met_by(&measured), "{measured}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub mod wav;
 pub mod webrtc;
 
 pub use agent::Agent;
-pub use analysis::{min_db_over, ToneCondition, ToneMeasurement};
+pub use analysis::{min_db_over, pure_tone, ToneCondition, ToneMeasurement};
 pub use call::{Call, EndReason};
 pub use config::{AgentConfig, AnswerOptions, AutoAnswer, CallOptions, Codec, Transport};
 pub use error::AgentError;

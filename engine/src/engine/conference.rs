@@ -324,13 +324,20 @@ impl ConferenceControl for Conference {
         }
         let engine = self.engine.upgrade().ok_or(ConferenceError::Ended)?;
         let id = call.info().id.clone();
-        // Only calls of this engine and this application can join.
+        // Only calls of this engine and this application can join. A caller
+        // who hung up meanwhile is not a scenario bug: say so with its own error.
         let call = engine
             .calls
             .get(&id)
             .map(|c| c.clone())
             .filter(|c| c.app().id == self.scope.app)
-            .ok_or_else(|| ConferenceError::NoSuchCall(id.clone()))?;
+            .ok_or_else(|| {
+                if call.state() == CallState::Ended {
+                    ConferenceError::CallEnded(id.clone())
+                } else {
+                    ConferenceError::NoSuchCall(id.clone())
+                }
+            })?;
         {
             let room = self.lock();
             if room.participants.iter().any(|p| p.call.id() == id) {
@@ -343,13 +350,17 @@ impl ConferenceControl for Conference {
             }
         }
         if call.current_state() != CallState::Answered {
-            call.answer(Vec::new())
-                .await
-                .map_err(|e| ConferenceError::Other(format!("cannot answer {id}: {e}")))?;
+            call.answer(Vec::new()).await.map_err(|e| {
+                if call.current_state() == CallState::Ended {
+                    ConferenceError::CallEnded(id.clone())
+                } else {
+                    ConferenceError::Other(format!("cannot answer {id}: {e}"))
+                }
+            })?;
         }
         let leg = call
             .leg()
-            .ok_or_else(|| ConferenceError::NoSuchCall(id.clone()))?
+            .ok_or_else(|| ConferenceError::CallEnded(id.clone()))?
             .clone();
         let participant = Participant {
             call: call.clone(),

@@ -62,6 +62,9 @@ pub(crate) fn conference_error<'js>(
         ConferenceError::Full(_) => CONFERENCE_FULL,
         ConferenceError::Ended => CONFERENCE_ENDED,
         ConferenceError::NoSuchCall(_) => NO_SUCH_CALL,
+        // The same code as any call operation on an ended call, so a hang-up
+        // racing `conf.add` is not taken for a scenario bug.
+        ConferenceError::CallEnded(_) => CALL_ENDED,
         ConferenceError::Other(_) => CONFERENCE_ERROR,
     };
     api_error(ctx, "ConferenceError", code, &error.to_string())

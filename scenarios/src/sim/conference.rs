@@ -296,6 +296,9 @@ impl ConferenceControl for SimConference {
         if inner.ended {
             return Err(ConferenceError::Ended);
         }
+        if call.state() == CallState::Ended {
+            return Err(ConferenceError::CallEnded(call_id));
+        }
         if call.state() != CallState::Answered {
             return Err(ConferenceError::NoSuchCall(call_id));
         }
