@@ -1032,6 +1032,8 @@ async fn openapi_docs_metrics_and_health() {
         "/api/v1/applications/{app}/conferences/{name}/participants/{call}",
         "/api/v1/applications/{app}/conferences/{name}/participants/{call}/mute",
         "/api/v1/applications/{app}/conferences/{name}/participants/{call}/unmute",
+        "/api/v1/applications/{app}/recordings",
+        "/api/v1/applications/{app}/recordings/{name}",
         "/api/v1/deployments/{name}",
         "/api/v1/calls",
         "/api/v1/calls/{id}",

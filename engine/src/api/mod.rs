@@ -9,8 +9,9 @@
 //! Handlers live by resource: [`accounts`] (and keys), [`applications`]
 //! (with numbers, domains, route explanations), [`scenarios`], [`rules`],
 //! [`deploy`], [`calls`] (live calls, starting scenarios), [`conferences`],
-//! [`history`], [`events`] (WebSocket). They go through the control plane
-//! (`crate::control`) for changes and read storage or the engine directly.
+//! [`history`], [`recordings`], [`events`] (WebSocket). They go through
+//! the control plane (`crate::control`) for changes and read storage or
+//! the engine directly.
 
 mod accounts;
 mod applications;
@@ -23,6 +24,7 @@ mod events;
 mod extract;
 mod history;
 pub mod metrics;
+mod recordings;
 mod rules;
 mod scenarios;
 
@@ -76,6 +78,7 @@ pub struct ApiState {
         (name = "calls", description = "Live calls, starting scenarios, live events"),
         (name = "conferences", description = "Live conferences and participants"),
         (name = "history", description = "Finished calls and their logs"),
+        (name = "recordings", description = "Recordings made by scenarios: list, download, delete"),
     )
 )]
 struct ApiDoc;
@@ -104,6 +107,7 @@ fn v1() -> OpenApiRouter<ApiState> {
         .merge(calls::routes())
         .merge(conferences::routes())
         .merge(history::routes())
+        .merge(recordings::routes())
         .merge(events::routes())
 }
 

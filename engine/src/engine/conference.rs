@@ -517,6 +517,10 @@ impl ConferenceControl for Conference {
 }
 
 impl Conference {
+    /// The room's recordings in progress.
+    pub(crate) fn recordings(&self) -> &ActiveRecordings {
+        &self.recordings
+    }
     async fn start_recording(&self, opts: RecordOptions) -> Result<RecordingInfo, ConferenceError> {
         if self.closed.is_cancelled() {
             return Err(ConferenceError::Ended);

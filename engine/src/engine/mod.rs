@@ -36,6 +36,7 @@ pub use conference::{Conference, ConferenceSnapshot, ParticipantSnapshot};
 use dispatch::Rooms;
 use events::Observers;
 pub use events::{CallRecord, EngineEvent, EngineObserver, LogLine, Scope};
+pub use recordings::RecordingFile;
 
 /// How long shutdown waits for BYEs to be answered.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -340,6 +341,36 @@ impl Engine {
         self.inner
             .start_outbound(&app, target, destination, custom_data)
             .await
+    }
+
+    /// An application's recording files, newest first, each with whether it
+    /// is still being written.
+    pub fn recordings(&self, scope: &Scope) -> std::io::Result<Vec<(RecordingFile, bool)>> {
+        let files = recordings::list(&self.inner.config.recordings_dir(), scope)?;
+        Ok(files
+            .into_iter()
+            .map(|f| {
+                let busy = self.is_recording(&f.path);
+                (f, busy)
+            })
+            .collect())
+    }
+
+    /// One of an application's recording files by name, with whether it is
+    /// still being written.
+    pub fn recording(&self, scope: &Scope, name: &str) -> Option<(RecordingFile, bool)> {
+        let file = recordings::find(&self.inner.config.recordings_dir(), scope, name)?;
+        let busy = self.is_recording(&file.path);
+        Some((file, busy))
+    }
+
+    /// Whether a live call or conference is still writing `path`.
+    fn is_recording(&self, path: &std::path::Path) -> bool {
+        self.inner.calls.iter().any(|c| c.recordings().writes(path))
+            || self
+                .conferences()
+                .iter()
+                .any(|c| c.recordings().writes(path))
     }
 
     /// Media counters (RTP packets, loss).

@@ -46,7 +46,7 @@ pub(crate) fn new_path(
     if let Some(format) = format.filter(|f| !f.eq_ignore_ascii_case("wav")) {
         return Err(RecordingError::Format(format.to_string()));
     }
-    let dir = dir.join(safe(&scope.account)).join(safe(&scope.app));
+    let dir = app_dir(dir, scope);
     std::fs::create_dir_all(&dir).map_err(|source| RecordingError::Directory {
         path: dir.clone(),
         source,
@@ -59,6 +59,87 @@ pub(crate) fn new_path(
         .unwrap_or(0);
     let path = dir.join(format!("{}-{stamp}-{n}.wav", safe(owner)));
     Ok((id, path))
+}
+
+/// The directory of one application's recordings.
+fn app_dir(root: &Path, scope: &Scope) -> PathBuf {
+    root.join(safe(&scope.account)).join(safe(&scope.app))
+}
+
+/// A recording file of an application, as the API lists it.
+#[derive(Debug, Clone)]
+pub struct RecordingFile {
+    /// The file name: what the API addresses it by.
+    pub name: String,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    /// Last written, ms since the epoch.
+    pub modified_ms: u64,
+}
+
+/// The application's recording files (WAV only), newest first. An
+/// application that never recorded has none.
+pub(crate) fn list(root: &Path, scope: &Scope) -> std::io::Result<Vec<RecordingFile>> {
+    let dir = app_dir(root, scope);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !is_recording_name(&name) {
+            continue;
+        }
+        if let Some(file) = describe(&name, entry.path()) {
+            files.push(file);
+        }
+    }
+    files.sort_by(|a, b| {
+        b.modified_ms
+            .cmp(&a.modified_ms)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    Ok(files)
+}
+
+/// One recording file of the application by name; `None` for a name that is
+/// not a recording's (so `../` and the like never reach the filesystem).
+pub(crate) fn find(root: &Path, scope: &Scope, name: &str) -> Option<RecordingFile> {
+    if !is_recording_name(name) {
+        return None;
+    }
+    describe(name, app_dir(root, scope).join(name))
+}
+
+fn describe(name: &str, path: PathBuf) -> Option<RecordingFile> {
+    let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+    let modified_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Some(RecordingFile {
+        name: name.to_string(),
+        path,
+        size_bytes: meta.len(),
+        modified_ms,
+    })
+}
+
+/// A name [`new_path`] (or a track of it) could have produced.
+fn is_recording_name(name: &str) -> bool {
+    name.len() <= 255
+        && name.ends_with(".wav")
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// `[A-Za-z0-9_.-]` only, no leading dot, at most 64 characters.
@@ -78,6 +159,25 @@ fn safe(name: &str) -> String {
         out.insert(0, '_');
     }
     out
+}
+
+/// Whether `path` is the recording at `location` or one of its tracks
+/// (`<stem>-<track>.wav` beside it).
+fn covers(location: &Path, path: &Path) -> bool {
+    let (Some(name), Some(own)) = (
+        path.file_name().and_then(|n| n.to_str()),
+        location.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return false;
+    };
+    if location.parent() != path.parent() {
+        return false;
+    }
+    let stem = own.strip_suffix(".wav").unwrap_or(own);
+    name == own
+        || name
+            .strip_prefix(stem)
+            .is_some_and(|rest| rest.starts_with('-') && rest.ends_with(".wav"))
 }
 
 /// The recordings one call or conference has in progress.
@@ -137,6 +237,13 @@ impl ActiveRecordings {
         })
     }
 
+    /// Whether `path` is one of the files still being written.
+    pub(crate) fn writes(&self, path: &Path) -> bool {
+        self.lock()
+            .values()
+            .any(|active| covers(Path::new(&active.location), path))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -159,6 +266,52 @@ mod tests {
         let name = path.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("_.._.._etc_passwd-"), "{name}");
         assert!(name.ends_with(".wav"));
+    }
+
+    #[test]
+    fn the_api_finds_recordings_by_name_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap();
+        let scope = Scope {
+            account: "acme".into(),
+            app: "main".into(),
+        };
+        let (_, path) = new_path(root.path(), &scope, "conf_1", None).unwrap();
+        std::fs::write(&path, b"RIFF").unwrap();
+        std::fs::write(path.with_file_name("notes.txt"), b"x").unwrap();
+        std::fs::write(root.path().join("secret.wav"), b"x").unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+
+        let listed = list(root.path(), &scope).unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].name, name);
+        assert_eq!(listed[0].size_bytes, 4);
+        assert!(find(root.path(), &scope, name).is_some());
+        for bad in [
+            "../secret.wav",
+            "../../secret.wav",
+            "notes.txt",
+            ".wav",
+            "a/b.wav",
+        ] {
+            assert!(find(root.path(), &scope, bad).is_none(), "{bad}");
+        }
+        let other = Scope {
+            account: "other".into(),
+            app: "main".into(),
+        };
+        assert!(list(root.path(), &other).unwrap().is_empty());
+        assert!(find(root.path(), &other, name).is_none());
+    }
+
+    #[test]
+    fn a_recording_in_progress_covers_its_tracks() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("acme").join("main");
+        let location = dir.join("conf_1-100-1.wav");
+        assert!(covers(&location, &dir.join("conf_1-100-1.wav")));
+        assert!(covers(&location, &dir.join("conf_1-100-1-abc.wav")));
+        assert!(!covers(&location, &dir.join("conf_1-100-11.wav")));
+        assert!(!covers(&location, &root.path().join("conf_1-100-1.wav")));
     }
 
     #[test]

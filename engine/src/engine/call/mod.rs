@@ -235,6 +235,11 @@ impl Call {
         *lock(&self.state)
     }
 
+    /// The call's recordings in progress.
+    pub(crate) fn recordings(&self) -> &ActiveRecordings {
+        &self.recordings
+    }
+
     /// The rule and scenario handling the call now, once routed.
     pub fn route(&self) -> Option<Route> {
         lock(&self.route).clone()
