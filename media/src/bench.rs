@@ -136,7 +136,7 @@ impl RoomBench {
 }
 
 fn feed(codec: Codec, pt: u8, talking: bool, seed: usize) -> Result<Feed, MediaError> {
-    let rate = codec.clock_rate();
+    let rate = codec.pcm_rate();
     let n = codec.frame_samples();
     let mut enc = LegEncoder::new(codec)?;
     let mut state = (seed as u32).wrapping_mul(2_654_435_761) | 1;

@@ -1,9 +1,12 @@
 //! Per-leg codec state: what decodes a leg's packets (with packet-loss
 //! concealment and Opus FEC) and what encodes its outgoing audio.
 //!
-//! Both work at the codec's RTP clock rate ([`Codec::clock_rate`]): 8 kHz
-//! for G.711, 48 kHz for Opus (mono). Nothing here allocates after
-//! construction.
+//! Both work at the codec's PCM rate ([`Codec::pcm_rate`]): 8 kHz for
+//! G.711, 16 kHz for G.722, 48 kHz for Opus (mono). Nothing here allocates
+//! after construction.
+
+use audio_codec::g722::{G722Decoder, G722Encoder};
+use audio_codec::{Decoder as _, Encoder as _};
 
 use crate::jitter::PayloadDecoder;
 use crate::plc::PitchRepeater;
@@ -22,7 +25,13 @@ const OPUS_GRANULE: usize = 120;
 /// Decodes one leg's audio payloads.
 pub(crate) enum LegDecoder {
     G711 { codec: Codec, plc: PitchRepeater },
+    G722(Box<G722Dec>),
     Opus(Box<OpusDecoder>),
+}
+
+pub(crate) struct G722Dec {
+    decoder: G722Decoder,
+    plc: PitchRepeater,
 }
 
 pub(crate) struct OpusDecoder {
@@ -34,8 +43,13 @@ impl LegDecoder {
         Ok(match codec {
             Codec::Pcmu | Codec::Pcma => LegDecoder::G711 {
                 codec,
-                plc: PitchRepeater::new(codec.clock_rate()),
+                plc: PitchRepeater::new(codec.pcm_rate()),
             },
+            // 64 kbit/s, one code byte per two 16 kHz samples (RFC 3551).
+            Codec::G722 => LegDecoder::G722(Box::new(G722Dec {
+                decoder: G722Decoder::new(),
+                plc: PitchRepeater::new(codec.pcm_rate()),
+            })),
             Codec::Opus => {
                 let decoder = opus::Decoder::new(48_000, opus::Channels::Mono)
                     .map_err(|e| MediaError::Codec(format!("opus decoder: {e}")))?;
@@ -49,6 +63,7 @@ impl PayloadDecoder for LegDecoder {
     fn samples(&self, payload: &[u8]) -> usize {
         match self {
             LegDecoder::G711 { .. } => payload.len(),
+            LegDecoder::G722(_) => payload.len() * 2,
             // Samples per channel at 48 kHz; garbage counts as unusable.
             LegDecoder::Opus(_) => opus::packet::get_nb_samples(payload, 48_000).unwrap_or(0),
         }
@@ -59,6 +74,14 @@ impl PayloadDecoder for LegDecoder {
             LegDecoder::G711 { codec, plc } => {
                 let n = g711::decode(*codec, payload, out);
                 plc.received(&mut out[..n]);
+                n
+            }
+            LegDecoder::G722(d) => {
+                // Only whole bytes that fit: the decoder fails (after
+                // writing) on a short buffer.
+                let bytes = payload.len().min(out.len() / 2);
+                let n = d.decoder.decode_into(&payload[..bytes], out).unwrap_or(0);
+                d.plc.received(&mut out[..n]);
                 n
             }
             LegDecoder::Opus(d) => match d.decoder.decode(payload, out, false) {
@@ -74,13 +97,14 @@ impl PayloadDecoder for LegDecoder {
     fn conceal(&mut self, out: &mut [i16]) {
         match self {
             LegDecoder::G711 { plc, .. } => plc.conceal(out),
+            LegDecoder::G722(d) => d.plc.conceal(out),
             LegDecoder::Opus(d) => d.conceal(out),
         }
     }
 
     fn recover(&mut self, next: &[u8], out: &mut [i16]) -> bool {
         match self {
-            LegDecoder::G711 { .. } => false,
+            LegDecoder::G711 { .. } | LegDecoder::G722(_) => false,
             LegDecoder::Opus(d) => {
                 // FEC data describes the frame right before `next`, so the
                 // request must be a whole number of 2.5 ms granules.
@@ -111,6 +135,7 @@ impl OpusDecoder {
 /// Encodes one leg's (or one shared group's) outgoing audio.
 pub(crate) enum LegEncoder {
     G711(Codec),
+    G722(Box<G722Encoder>),
     Opus(Box<opus::Encoder>),
 }
 
@@ -118,6 +143,7 @@ impl LegEncoder {
     pub(crate) fn new(codec: Codec) -> Result<LegEncoder, MediaError> {
         Ok(match codec {
             Codec::Pcmu | Codec::Pcma => LegEncoder::G711(codec),
+            Codec::G722 => LegEncoder::G722(Box::new(G722Encoder::new())),
             Codec::Opus => {
                 let err = |e: opus::Error| MediaError::Codec(format!("opus encoder: {e}"));
                 let mut enc =
@@ -139,6 +165,11 @@ impl LegEncoder {
     pub(crate) fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> usize {
         match self {
             LegEncoder::G711(codec) => g711::encode(*codec, pcm, out),
+            LegEncoder::G722(enc) => {
+                // Whole sample pairs that fit in `out` (one byte each).
+                let n = pcm.len().min(out.len() * 2) & !1;
+                enc.encode_into(&pcm[..n], out).unwrap_or(0)
+            }
             LegEncoder::Opus(enc) => match enc.encode(pcm, out) {
                 Ok(n) => n,
                 Err(e) => {
@@ -207,6 +238,40 @@ mod tests {
         assert!(!dec.recover(&packets[21], &mut out[..100]));
         // Garbage is unusable, not a panic.
         assert_eq!(dec.samples(&[0xff, 0xff, 0xff]), 0);
+    }
+
+    #[test]
+    fn g722_round_trip_keeps_a_wideband_tone() {
+        let mut enc = LegEncoder::new(Codec::G722).unwrap();
+        let mut dec = LegDecoder::new(Codec::G722).unwrap();
+        let mut heard = Vec::new();
+        let mut packet = [0u8; MAX_ENCODED];
+        for k in 0..25 {
+            let pcm = tone(16_000, 5000.0, 320, k * 320);
+            let n = enc.encode(&pcm, &mut packet);
+            assert_eq!(n, 160, "64 kbit/s: one byte per two samples");
+            assert_eq!(dec.samples(&packet[..n]), 320);
+            let mut out = [0i16; 320];
+            assert_eq!(dec.decode(&packet[..n], &mut out), 320);
+            heard.extend_from_slice(&out);
+        }
+        // 5 kHz is beyond G.711's band: only a wideband codec carries it.
+        let tail = &heard[320 * 5..];
+        let p = |f| goertzel_power(tail, 16_000, f);
+        assert!(p(5000.0) > 1.0e7, "{}", p(5000.0));
+        assert!(
+            p(5000.0) > 100.0 * p(3000.0),
+            "{} vs {}",
+            p(5000.0),
+            p(3000.0)
+        );
+        // A short output buffer decodes what fits instead of nothing.
+        let mut short = [0i16; 100];
+        assert_eq!(dec.decode(&packet[..160], &mut short), 100);
+        let mut concealed = [0i16; 320];
+        dec.conceal(&mut concealed);
+        let c = goertzel_power(&concealed, 16_000, 5000.0);
+        assert!(c > 1.0e6, "concealment continues the tone: {c}");
     }
 
     #[test]

@@ -283,7 +283,7 @@ impl Conference {
         let rate = self
             .members
             .iter()
-            .map(|m| m.codec.clock_rate())
+            .map(|m| m.codec.pcm_rate())
             .max()
             .unwrap_or(CLOCK_RATE);
         if rate != self.mixer.rate() {
@@ -305,14 +305,14 @@ impl Conference {
             }
         };
         for m in &mut self.members {
-            let leg_rate = m.codec.clock_rate();
+            let leg_rate = m.codec.pcm_rate();
             if leg_rate != rate && m.input_conv.is_none() {
                 m.input_conv = converter(leg_rate, rate);
                 m.output_conv = converter(rate, leg_rate);
             }
         }
         for g in &mut self.groups {
-            let r = g.codec.clock_rate();
+            let r = g.codec.pcm_rate();
             if r != rate && g.conv.is_none() {
                 g.conv = converter(rate, r);
             }
@@ -428,7 +428,7 @@ impl Conference {
         // 4. Shared outputs per codec (converted now, encoded on demand).
         let shared = self.mixer.shared_output();
         for g in &mut self.groups {
-            let n = frame_samples(g.codec.clock_rate());
+            let n = frame_samples(g.codec.pcm_rate());
             match g.conv.as_mut() {
                 Some(c) => c.process(shared, &mut g.pcm[..n]),
                 None => g.pcm[..n].copy_from_slice(&shared[..n.min(shared.len())]),
@@ -485,7 +485,7 @@ impl Conference {
         encoded: bool,
     ) -> Option<(&[i16], Option<&[u8]>)> {
         let g = self.groups.get_mut(group)?;
-        let n = frame_samples(g.codec.clock_rate());
+        let n = frame_samples(g.codec.pcm_rate());
         if encoded && !g.encoded {
             g.payload_len = g.encoder.encode(&g.pcm[..n], &mut g.payload[..]);
             g.encoded = true;
@@ -513,7 +513,7 @@ impl Conference {
 /// A per-member track of `rec`, aligned with the mix so far.
 fn start_track(rec: &ConfRecording, leg: LegId, codec: Codec) -> RecordSink {
     let path = track_path(&rec.path, &leg.to_string());
-    let mut sink = rec.sink.start_track(path, codec.clock_rate());
+    let mut sink = rec.sink.start_track(path, codec.pcm_rate());
     sink.skip(rec.ticks);
     sink
 }

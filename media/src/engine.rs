@@ -388,7 +388,7 @@ impl LegHandle {
         if self.shared.is_closed() {
             return Playback::resolved(PlayOutcome::Closed);
         }
-        let clip = clip.at_rate(self.shared.codec.clock_rate());
+        let clip = clip.at_rate(self.shared.codec.pcm_rate());
         let (done, playback) = Completion::new();
         // Refused (closed meanwhile): the dropped completion resolves Closed.
         let _ = self.shared.push(LegCommand::Play {
@@ -439,7 +439,7 @@ impl LegHandle {
             return Err(MediaError::LegClosed(self.shared.id));
         }
         let (sink, recording) =
-            RecordSink::create(path.as_ref(), self.shared.codec.clock_rate(), opts.stereo)?;
+            RecordSink::create(path.as_ref(), self.shared.codec.pcm_rate(), opts.stereo)?;
         self.shared
             .push(LegCommand::Record(sink))
             .map_err(|_| MediaError::LegClosed(self.shared.id))?;

@@ -13,7 +13,7 @@ use crate::Codec;
 pub fn encode(codec: Codec, pcm: &[i16], out: &mut [u8]) -> usize {
     let n = pcm.len().min(out.len());
     match codec {
-        Codec::Opus => return 0,
+        Codec::G722 | Codec::Opus => return 0,
         Codec::Pcmu => {
             for (o, &s) in out[..n].iter_mut().zip(&pcm[..n]) {
                 *o = encode_ulaw(s);
@@ -33,7 +33,7 @@ pub fn encode(codec: Codec, pcm: &[i16], out: &mut [u8]) -> usize {
 pub fn decode(codec: Codec, data: &[u8], out: &mut [i16]) -> usize {
     let n = data.len().min(out.len());
     match codec {
-        Codec::Opus => return 0,
+        Codec::G722 | Codec::Opus => return 0,
         Codec::Pcmu => {
             for (o, &b) in out[..n].iter_mut().zip(&data[..n]) {
                 *o = decode_ulaw(b);
@@ -53,7 +53,7 @@ pub fn decode(codec: Codec, data: &[u8], out: &mut [i16]) -> usize {
 pub fn silence_byte(codec: Codec) -> u8 {
     match codec {
         Codec::Pcma => encode_alaw(0),
-        Codec::Pcmu | Codec::Opus => encode_ulaw(0),
+        Codec::Pcmu | Codec::G722 | Codec::Opus => encode_ulaw(0),
     }
 }
 

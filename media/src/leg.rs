@@ -224,13 +224,17 @@ pub(crate) struct Leg {
     pub(crate) shared: Arc<LegShared>,
     transport: Transport,
     codec: Codec,
-    /// The codec's rate: what the leg decodes, plays and encodes at.
+    /// The codec's PCM rate: what the leg decodes, plays and encodes at.
     rate: u32,
+    /// PCM samples per RTP timestamp unit (2 for G.722, otherwise 1):
+    /// media timestamps are scaled at the edges so the jitter buffer and
+    /// decoder see PCM units, while `timestamp` stays in RTP units.
+    ts_scale: u32,
     frame_len: usize,
     payload_type: u8,
     dtmf_payload_type: Option<u8>,
-    /// Clock of telephone-event (the codec's, except a browser offering
-    /// it at 8 kHz only next to Opus).
+    /// Clock of telephone-event (the codec's RTP clock, except a browser
+    /// offering it at 8 kHz only next to Opus).
     dtmf_rate: u32,
 
     /// Where packets go: the SDP address until RTP arrives, then its source.
@@ -289,16 +293,18 @@ impl Leg {
         params: &LegParams,
         events: UnboundedSender<LegEvent>,
     ) -> Result<Leg, MediaError> {
-        let rate = params.codec.clock_rate();
+        let rate = params.codec.pcm_rate();
+        let rtp_clock = params.codec.rtp_clock_rate();
         Ok(Leg {
             shared,
             transport,
             codec: params.codec,
             rate,
+            ts_scale: (rate / rtp_clock).max(1),
             frame_len: params.codec.frame_samples(),
             payload_type: params.payload_type,
             dtmf_payload_type: params.dtmf_payload_type,
-            dtmf_rate: rate,
+            dtmf_rate: rtp_clock,
             remote: params.remote,
             latched: None,
             latched_rx_ms: 0,
@@ -310,7 +316,7 @@ impl Leg {
             jitter: JitterBuffer::new(JitterConfig::adaptive(rate)),
             decoder: LegDecoder::new(params.codec)?,
             encoder: LegEncoder::new(params.codec)?,
-            dtmf_rx: DtmfReceiver::new(rate, DTMF_END_TIMEOUT_MS),
+            dtmf_rx: DtmfReceiver::new(rtp_clock, DTMF_END_TIMEOUT_MS),
             inband: InbandDetector::new(rate),
             dedup: DtmfDedup::new(),
             rx: Box::new([0; MAX_FRAME]),
@@ -479,7 +485,8 @@ impl Leg {
             let r = self.jitter.insert_at(
                 h.ssrc,
                 h.sequence,
-                h.timestamp,
+                // Wrapping multiply: differences stay right across wraps.
+                h.timestamp.wrapping_mul(self.ts_scale),
                 pkt.payload,
                 &self.decoder,
                 now_ms,
@@ -580,7 +587,8 @@ impl Leg {
     ) {
         self.encodes = 0;
         let n = self.frame_len;
-        let step = n as u32;
+        // In RTP units (half the PCM samples for G.722).
+        let step = n as u32 / self.ts_scale;
         self.timestamp = self.timestamp.wrapping_add(skipped.wrapping_mul(step));
         let media_ts = self.timestamp;
         self.timestamp = self.timestamp.wrapping_add(step);

@@ -14,7 +14,7 @@
 //! Nothing on the tick allocates in steady state; events (DTMF) and playback
 //! outcomes go back over tokio channels.
 //!
-//! Layout: [`rtp`] (packets), [`g711`], [`dtmf`] (RFC 4733), [`jitter`],
+//! Layout: [`rtp`] (packets), [`g711`] (G.722 and Opus in `codec.rs`), [`dtmf`] (RFC 4733), [`jitter`],
 //! [`mixer`] (one tick of N-1 mixing, drivable without sockets), [`analysis`]
 //! (tone measurement); internally the worker (`worker.rs`), the legs and
 //! conferences it owns, players, clips, ports and the handles (`engine.rs`).
@@ -59,7 +59,7 @@ pub use webrtc::{is_webrtc_offer, WebRtcSession};
 
 /// The narrowband rate: G.711 legs, TTS prompts, in-band DTMF analysis.
 /// Conferences mix at the highest rate their members speak (8, 16 or
-/// 48 kHz), Opus legs run at 48 kHz.
+/// 48 kHz); G.722 legs run at 16 kHz, Opus legs at 48 kHz.
 pub const CLOCK_RATE: u32 = 8000;
 /// The highest rate anything runs at (Opus).
 pub const MAX_RATE: u32 = 48_000;
@@ -101,50 +101,67 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, static payload type 8.
     Pcma,
+    /// G.722 (wideband, 64 kbit/s), static payload type 9: 16 kHz audio on
+    /// an 8 kHz RTP clock (RFC 3551 §4.5.2).
+    G722,
     /// Opus (RFC 7587): 48 kHz RTP clock, dynamic payload type, mono here.
     Opus,
 }
 
 impl Codec {
-    /// The SDP encoding name (`PCMU`, `PCMA`, `opus`).
+    /// The SDP encoding name (`PCMU`, `PCMA`, `G722`, `opus`).
     pub fn encoding_name(self) -> &'static str {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
             Codec::Opus => "opus",
         }
     }
-    /// RTP clock rate (also the rate the leg decodes and encodes at).
-    pub fn clock_rate(self) -> u32 {
+    /// The PCM rate the leg decodes, mixes, plays and encodes at.
+    pub fn pcm_rate(self) -> u32 {
         match self {
             Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::G722 => 16_000,
             Codec::Opus => 48_000,
         }
     }
-    /// Samples of one 20 ms frame at [`Codec::clock_rate`].
+    /// The RTP timestamp clock (and the SDP rtpmap rate). Equal to
+    /// [`Codec::pcm_rate`] except for G.722, whose clock stays at 8 kHz
+    /// for historical reasons.
+    pub fn rtp_clock_rate(self) -> u32 {
+        match self {
+            Codec::G722 => 8000,
+            c => c.pcm_rate(),
+        }
+    }
+    /// Samples of one 20 ms frame at [`Codec::pcm_rate`].
     pub fn frame_samples(self) -> usize {
-        frame_samples(self.clock_rate())
+        frame_samples(self.pcm_rate())
     }
     /// The static RTP payload type; `None` for dynamic ones (Opus).
     pub fn static_payload_type(self) -> Option<u8> {
         match self {
             Codec::Pcmu => Some(0),
             Codec::Pcma => Some(8),
+            Codec::G722 => Some(9),
             Codec::Opus => None,
         }
     }
-    /// Codec from an SDP encoding name (case-insensitive) and clock rate.
+    /// Codec from an SDP encoding name (case-insensitive) and rtpmap clock
+    /// rate ([`Codec::rtp_clock_rate`]).
     pub fn from_encoding(name: &str, clock_rate: u32) -> Option<Codec> {
         match (name.to_ascii_uppercase().as_str(), clock_rate) {
             ("PCMU", 8000) => Some(Codec::Pcmu),
             ("PCMA", 8000) => Some(Codec::Pcma),
+            ("G722", 8000) => Some(Codec::G722),
             ("OPUS", 48_000) => Some(Codec::Opus),
             _ => None,
         }
     }
     /// The codecs the media engine speaks, best first: what to prefer when
     /// we choose (`sdp::negotiate_preferring`).
-    pub const PREFERENCE: &'static [Codec] = &[Codec::Opus, Codec::Pcmu, Codec::Pcma];
+    pub const PREFERENCE: &'static [Codec] = &[Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma];
 }
 
 /// Samples in one 20 ms frame at `rate` Hz.

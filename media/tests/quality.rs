@@ -513,3 +513,84 @@ async fn comfort_noise_stands_in_for_a_silent_peer() {
     .await;
     engine.shutdown();
 }
+
+/// G.722 end to end: 16 kHz audio on an 8 kHz RTP clock. A 5 kHz tone
+/// (beyond G.711's band) crosses a room between two G.722 legs; what goes
+/// out is stamped at 8 kHz (160 per 20 ms packet of 160 bytes), and
+/// telephone-event on a G.722 leg runs at 8 kHz both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn g722_legs_carry_wideband_audio_on_an_8khz_clock() {
+    use switchboard_media::dtmf::{DtmfReceiver, TelephoneEvent};
+
+    let engine = engine(33_100..=33_199, 1);
+    let conf = engine.create_conference("wideband");
+    let talker = tone_caller(Codec::G722, 5000.0);
+    let listener = Caller::with(CallerOptions {
+        codec: Codec::G722,
+        ..CallerOptions::default()
+    });
+    let (talker_leg, mut talker_events) =
+        join(&engine, &conf, &talker, ParticipantOptions::default());
+    let (listener_leg, _) = join(&engine, &conf, &listener, ParticipantOptions::default());
+    assert_eq!(talker_leg.codec(), Codec::G722);
+    eventually("the listener hears 5 kHz", TIMEOUT, || {
+        hears(&listener, 5000.0, 3000.0)
+    })
+    .await;
+    // A second more of stream to check the stamps on.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let audio: Vec<_> = listener
+        .received()
+        .into_iter()
+        .filter(|r| r.header.payload_type == 9)
+        .collect();
+    assert!(audio.len() > 20, "{} packets", audio.len());
+    assert!(audio.iter().all(|r| r.payload.len() == 160));
+    let mut exact = 0;
+    for (a, b) in audio.iter().zip(audio.iter().skip(1)) {
+        let packets = u32::from(b.header.sequence.wrapping_sub(a.header.sequence));
+        let ticks = b.header.timestamp.wrapping_sub(a.header.timestamp);
+        // A stalled worker skips whole frames of timestamp, never half ones.
+        assert_eq!(ticks % 160, 0, "timestamp step {ticks}");
+        assert!(ticks >= 160 * packets, "{ticks} over {packets} packets");
+        exact += usize::from(ticks == 160 * packets);
+    }
+    assert!(
+        exact * 10 >= (audio.len() - 1) * 9,
+        "{exact} of {}",
+        audio.len() - 1
+    );
+
+    // Received: 800 units of an 8 kHz clock are 100 ms.
+    let mut seq = 7u16;
+    rfc4733_press(&talker, talker_leg.local_addr(), &mut seq, 4000, 5);
+    match within("a digit", talker_events.recv()).await {
+        Some(LegEvent::Dtmf(d)) => {
+            assert_eq!((d.digit, d.source), ('5', DtmfSource::Rfc4733));
+            assert_eq!(d.duration_ms, 100);
+        }
+        other => panic!("expected a digit, got {other:?}"),
+    }
+    // Sent: durations count in 8 kHz units (100 ms = 800).
+    let done = listener_leg.send_dtmf("7").unwrap();
+    assert_eq!(
+        within("digit sent", done).await,
+        switchboard_media::PlayOutcome::Finished
+    );
+    let mut rx = DtmfReceiver::new(8000, 500);
+    let mut digits = Vec::new();
+    let mut longest = 0;
+    for r in listener
+        .received()
+        .iter()
+        .filter(|r| r.header.payload_type == 101)
+    {
+        let ev = TelephoneEvent::parse(&r.payload).unwrap();
+        longest = longest.max(ev.duration);
+        rx.on_packet(r.header.timestamp, ev, 0, |d| digits.push(d.digit));
+    }
+    assert_eq!(digits, vec!['7']);
+    assert_eq!(longest, 800);
+    engine.shutdown();
+}

@@ -77,7 +77,7 @@ pub struct Received {
 /// How a test phone sends.
 #[derive(Debug, Clone)]
 pub struct CallerOptions {
-    /// `Pcmu` (payload type 0) or `Opus` (payload type [`OPUS_PT`]).
+    /// `Pcmu` (payload type 0), `G722` (9) or `Opus` (payload type [`OPUS_PT`]).
     pub codec: Codec,
     pub tone_hz: Option<f64>,
     /// Fraction of packets dropped (seeded, so runs repeat).
@@ -187,7 +187,7 @@ impl Caller {
 
     /// The rate of the audio this phone decodes.
     pub fn rate(&self) -> u32 {
-        self.codec.clock_rate()
+        self.codec.pcm_rate()
     }
 
     /// Sends one datagram now.
@@ -224,6 +224,21 @@ impl Caller {
                 for (i, r) in packets[warm..].iter().enumerate() {
                     let mut frame = vec![0i16; 5760];
                     let n = dec.decode(&r.payload, &mut frame, false).unwrap_or(0);
+                    if warm + i >= start {
+                        pcm.extend_from_slice(&frame[..n]);
+                    }
+                }
+                pcm
+            }
+            Codec::G722 => {
+                // ADPCM adapts: decode from a few packets earlier too.
+                use audio_codec::Decoder as _;
+                let warm = start.saturating_sub(10);
+                let mut dec = audio_codec::g722::G722Decoder::new();
+                let mut pcm = Vec::new();
+                for (i, r) in packets[warm..].iter().enumerate() {
+                    let mut frame = vec![0i16; r.payload.len() * 2];
+                    let n = dec.decode_into(&r.payload, &mut frame).unwrap_or(0);
                     if warm + i >= start {
                         pcm.extend_from_slice(&frame[..n]);
                     }
@@ -271,8 +286,11 @@ fn caller_loop(
     let ssrc: u32 = rand::random();
     let mut seq: u16 = rand::random();
     let mut ts: u32 = rand::random();
-    let rate = opts.codec.clock_rate();
+    let rate = opts.codec.pcm_rate();
     let frame = (rate / 50) as u64;
+    // RTP timestamp units per frame (G.722: 8 kHz clock, 16 kHz audio).
+    let ts_step = (frame as u32) * opts.codec.rtp_clock_rate() / rate;
+    let mut g722 = (opts.codec == Codec::G722).then(audio_codec::g722::G722Encoder::new);
     let pt = payload_type(opts.codec);
     let mut encoder = (opts.codec == Codec::Opus).then(|| {
         let mut e =
@@ -333,9 +351,13 @@ fn caller_loop(
                     ssrc,
                 }
                 .write(&mut pkt);
-                let len = match encoder.as_mut() {
-                    Some(e) => e.encode(&pcm, &mut pkt[12..]).unwrap(),
-                    None => g711::encode(opts.codec, &pcm, &mut pkt[12..]),
+                let len = match (encoder.as_mut(), g722.as_mut()) {
+                    (Some(e), _) => e.encode(&pcm, &mut pkt[12..]).unwrap(),
+                    (None, Some(e)) => {
+                        use audio_codec::Encoder as _;
+                        e.encode_into(&pcm, &mut pkt[12..]).unwrap()
+                    }
+                    (None, None) => g711::encode(opts.codec, &pcm, &mut pkt[12..]),
                 };
                 pkt.truncate(12 + len);
                 seq = seq.wrapping_add(1);
@@ -351,7 +373,7 @@ fn caller_loop(
                 }
             }
             n += frame;
-            ts = ts.wrapping_add(frame as u32);
+            ts = ts.wrapping_add(ts_step);
             next_send += Duration::from_millis(20);
             if now > next_send + Duration::from_millis(200) {
                 next_send = now + Duration::from_millis(20);

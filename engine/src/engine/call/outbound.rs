@@ -34,14 +34,14 @@ fn offered_format(codec: Codec) -> sdp::Format {
         Some(payload_type) => sdp::Format {
             payload_type,
             encoding: codec.encoding_name().to_string(),
-            clock_rate: codec.clock_rate(),
+            clock_rate: codec.rtp_clock_rate(),
             channels: 1,
             fmtp: None,
         },
         None => sdp::Format {
             payload_type: OPUS_PAYLOAD_TYPE,
             encoding: codec.encoding_name().to_string(),
-            clock_rate: codec.clock_rate(),
+            clock_rate: codec.rtp_clock_rate(),
             channels: 2,
             fmtp: Some("minptime=10;useinbandfec=1".into()),
         },
