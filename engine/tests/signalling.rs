@@ -114,12 +114,12 @@ async fn no_matching_rule_is_404_and_no_shared_codec_is_488() {
         .unwrap_err();
     assert_eq!(err.status_code(), Some(404), "{err}");
 
-    let g722_only = CallOptions::default().codecs([Codec::Other {
-        payload_type: 9,
-        encoding: "G722".into(),
+    let g729_only = CallOptions::default().codecs([Codec::Other {
+        payload_type: 18,
+        encoding: "G729".into(),
         clock_rate: 8000,
     }]);
-    let err = ua.call(&sb.uri("bye"), g722_only).await.unwrap_err();
+    let err = ua.call(&sb.uri("bye"), g729_only).await.unwrap_err();
     assert_eq!(err.status_code(), Some(488), "{err}");
     sb.wait_idle().await;
     sb.engine.shutdown().await;

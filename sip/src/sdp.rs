@@ -602,6 +602,46 @@ mod tests {
         );
     }
 
+    #[test]
+    fn g722_is_preferred_over_g711_and_answered_at_its_8khz_clock() {
+        let ours: &[(&str, u32)] = &[
+            ("opus", 48000),
+            ("G722", 8000),
+            ("PCMU", 8000),
+            ("PCMA", 8000),
+        ];
+        // PT 9 is static: with or without its rtpmap, listed before or
+        // after PCMU.
+        for media in [
+            "m=audio 4000 RTP/AVP 9 0 101\r\na=rtpmap:9 G722/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\n",
+            "m=audio 4000 RTP/AVP 0 9 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+        ] {
+            let audio = parse_offer(offer(media).as_bytes()).unwrap();
+            let n = negotiate_preferring(&audio, ours).unwrap();
+            assert_eq!(
+                (n.codec.encoding.as_str(), n.codec.payload_type),
+                ("G722", 9),
+                "{media}"
+            );
+            assert_eq!(n.codec.clock_rate, 8000);
+            assert_eq!(
+                n.dtmf.as_ref().map(|d| (d.payload_type, d.clock_rate)),
+                Some((101, 8000))
+            );
+            let answer = write_answer(&n, "192.0.2.1:5000".parse().unwrap(), 1);
+            assert!(
+                answer.contains("m=audio 5000 RTP/AVP 9 101\r\n"),
+                "{answer}"
+            );
+            assert!(answer.contains("a=rtpmap:9 G722/8000\r\n"), "{answer}");
+            assert!(
+                answer.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+                "{answer}"
+            );
+        }
+    }
+
     fn offer(media: &str) -> String {
         format!(
             "v=0\r\no=alice 1 1 IN IP4 198.51.100.1\r\ns=-\r\nc=IN IP4 198.51.100.1\r\n\

@@ -22,8 +22,13 @@ use super::{Call, Conference, EngineInner, Route};
 use crate::app::Application;
 
 /// Codecs we accept, best first: we choose by this order.
-pub(crate) const SUPPORTED_CODECS: &[(&str, u32)] =
-    &[("opus", 48_000), ("PCMU", 8000), ("PCMA", 8000)];
+/// G.722 is named at its 8 kHz RTP clock (RFC 3551), though it carries 16 kHz.
+pub(crate) const SUPPORTED_CODECS: &[(&str, u32)] = &[
+    ("opus", 48_000),
+    ("G722", 8000),
+    ("PCMU", 8000),
+    ("PCMA", 8000),
+];
 
 /// One conference room: its scenario instance and its mix.
 #[derive(Clone)]
