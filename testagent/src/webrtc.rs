@@ -300,26 +300,21 @@ impl WebRtcPeer {
     /// Waits until something is heard: the last 500 ms at `min_dbfs` RMS
     /// or louder (a prompt, a voice, a tone).
     pub async fn wait_for_sound(&self, min_dbfs: f64, timeout: Duration) -> Result<f64> {
-        let deadline = tokio::time::Instant::now() + timeout;
         let window = Duration::from_millis(500);
-        loop {
+        let what = format!("sound at {min_dbfs} dBFS (WebRTC)");
+        poll_until(&what, timeout, || {
             let samples = self.last(window);
             let level = analysis::rms_dbfs(&samples);
             if samples.len() >= analysis::samples_in(window) && level >= min_dbfs {
-                return Ok(level);
+                Ok(level)
+            } else {
+                Err(format!(
+                    "RMS {level:.1} dBFS, {} packets received",
+                    self.packets_received()
+                ))
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(AgentError::WaitTimeout {
-                    what: format!("sound at {min_dbfs} dBFS (WebRTC)"),
-                    after: timeout,
-                    details: format!(
-                        "RMS {level:.1} dBFS, {} packets received",
-                        self.packets_received()
-                    ),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(40)).await;
-        }
+        })
+        .await
     }
 
     /// Waits until the tone at `freq_hz` meets `condition` over the last
@@ -330,34 +325,50 @@ impl WebRtcPeer {
         condition: ToneCondition,
         timeout: Duration,
     ) -> Result<ToneMeasurement> {
-        let deadline = tokio::time::Instant::now() + timeout;
         let needed = analysis::samples_in(condition.window);
-        loop {
+        let what = format!("a {freq_hz} Hz tone (WebRTC)");
+        poll_until(&what, timeout, || {
             let samples = self.last(condition.window);
-            let details = if samples.len() >= needed {
-                let m = ToneMeasurement::measure(&samples, freq_hz, &condition.others);
-                if condition.is_met_by(&m) {
-                    return Ok(m);
-                }
-                m.to_string()
-            } else {
-                format!(
+            if samples.len() < needed {
+                return Err(format!(
                     "only {} ms heard ({} packets)",
                     samples.len() * 1000 / RATE,
                     self.packets_received()
-                )
-            };
-            if tokio::time::Instant::now() >= deadline {
-                return Err(AgentError::WaitTimeout {
-                    what: format!("a {freq_hz} Hz tone (WebRTC)"),
-                    after: timeout,
-                    details,
-                });
+                ));
             }
-            // A re-check period, not a synchronisation: the condition is
-            // what the test waits for.
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            let m = ToneMeasurement::measure(&samples, freq_hz, &condition.others);
+            if condition.is_met_by(&m) {
+                Ok(m)
+            } else {
+                Err(m.to_string())
+            }
+        })
+        .await
+    }
+}
+
+/// Re-checks `check` every 40 ms (a period, not a synchronisation: the
+/// condition is what the caller waits for) until it holds or `timeout`
+/// passes; the error carries the last thing `check` reported.
+async fn poll_until<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> std::result::Result<T, String>,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let details = match check() {
+            Ok(value) => return Ok(value),
+            Err(details) => details,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AgentError::WaitTimeout {
+                what: what.to_string(),
+                after: timeout,
+                details,
+            });
         }
+        tokio::time::sleep(Duration::from_millis(40)).await;
     }
 }
 
