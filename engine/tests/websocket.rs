@@ -12,6 +12,7 @@ use common::{TestEngine, T};
 use futures::{SinkExt, StreamExt};
 use switchboard::web::PhoneConference;
 use switchboard_testagent::{Agent, AgentConfig, CallOptions};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -97,7 +98,7 @@ async fn connect(engine: &TestEngine) -> Ws {
 }
 
 /// The next SIP message the engine sends.
-async fn next_message(ws: &mut Ws) -> String {
+async fn next_message<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> String {
     loop {
         let message = tokio::time::timeout(T, ws.next())
             .await
@@ -114,7 +115,10 @@ async fn next_message(ws: &mut Ws) -> String {
 
 /// The next message whose start line starts with `prefix`, skipping others
 /// (provisional responses).
-async fn expect_start(ws: &mut Ws, prefix: &str) -> String {
+async fn expect_start<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    prefix: &str,
+) -> String {
     loop {
         let message = next_message(ws).await;
         if message.starts_with(prefix) {
@@ -134,7 +138,7 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-async fn send(ws: &mut Ws, text: String) {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, text: String) {
     ws.send(Message::Text(text.into())).await.expect("send");
 }
 
@@ -478,52 +482,24 @@ async fn wss_and_https_when_a_certificate_is_configured() {
         .expect("WebSocket upgrade over TLS");
 
     let caller = Caller::new("wss");
-    send_tls(
+    send(
         &mut ws,
         caller.invite("bye").replace("SIP/2.0/WS ", "SIP/2.0/WSS "),
     )
     .await;
-    let ok = next_tls(&mut ws, "SIP/2.0 200").await;
+    let ok = expect_start(&mut ws, "SIP/2.0 200").await;
     assert_eq!(header(&ok, "X-Transport"), Some("ws"), "{ok}");
-    send_tls(&mut ws, caller.ack("bye", &ok)).await;
-    let bye = next_tls(&mut ws, "BYE ").await;
+    send(&mut ws, caller.ack("bye", &ok)).await;
+    let bye = expect_start(&mut ws, "BYE ").await;
     assert!(
         header(&bye, "Via").is_some_and(|via| via.starts_with("SIP/2.0/WSS ")),
         "{bye}"
     );
-    send_tls(&mut ws, ok_to(&bye)).await;
+    send(&mut ws, ok_to(&bye)).await;
     let deadline = tokio::time::Instant::now() + T;
     while engine.active_calls() > 0 {
         assert!(tokio::time::Instant::now() < deadline, "the call ends");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     engine.shutdown().await;
-}
-
-type TlsWs = WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
-
-async fn send_tls(ws: &mut TlsWs, text: String) {
-    ws.send(Message::Text(text.into())).await.expect("send");
-}
-
-/// The next message starting with `prefix`, skipping provisional responses.
-async fn next_tls(ws: &mut TlsWs, prefix: &str) -> String {
-    loop {
-        let message = tokio::time::timeout(T, ws.next())
-            .await
-            .expect("a message in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let text = text.as_str().to_owned();
-        if text.starts_with(prefix) {
-            return text;
-        }
-        assert!(
-            text.starts_with("SIP/2.0 1"),
-            "expected {prefix:?}, got:\n{text}"
-        );
-    }
 }
