@@ -347,10 +347,11 @@ impl Engine {
     /// is still being written.
     pub fn recordings(&self, scope: &Scope) -> std::io::Result<Vec<(RecordingFile, bool)>> {
         let files = recordings::list(&self.inner.config.recordings_dir(), scope)?;
+        let writing = self.recordings_in_progress();
         Ok(files
             .into_iter()
             .map(|f| {
-                let busy = self.is_recording(&f.path);
+                let busy = recordings::in_progress(&writing, &f.path);
                 (f, busy)
             })
             .collect())
@@ -360,17 +361,20 @@ impl Engine {
     /// still being written.
     pub fn recording(&self, scope: &Scope, name: &str) -> Option<(RecordingFile, bool)> {
         let file = recordings::find(&self.inner.config.recordings_dir(), scope, name)?;
-        let busy = self.is_recording(&file.path);
+        let busy = recordings::in_progress(&self.recordings_in_progress(), &file.path);
         Some((file, busy))
     }
 
-    /// Whether a live call or conference is still writing `path`.
-    fn is_recording(&self, path: &std::path::Path) -> bool {
-        self.inner.calls.iter().any(|c| c.recordings().writes(path))
-            || self
-                .conferences()
-                .iter()
-                .any(|c| c.recordings().writes(path))
+    /// Where live calls and conferences are recording to now.
+    fn recordings_in_progress(&self) -> Vec<std::path::PathBuf> {
+        let mut writing = Vec::new();
+        for call in self.inner.calls.iter() {
+            call.recordings().locations_into(&mut writing);
+        }
+        for conference in self.conferences() {
+            conference.recordings().locations_into(&mut writing);
+        }
+        writing
     }
 
     /// Media counters (RTP packets, loss).

@@ -161,6 +161,12 @@ fn safe(name: &str) -> String {
     out
 }
 
+/// Whether `path` is still being written: one of the recordings in progress
+/// at `writing`, or one of their tracks.
+pub(crate) fn in_progress(writing: &[PathBuf], path: &Path) -> bool {
+    writing.iter().any(|location| covers(location, path))
+}
+
 /// Whether `path` is the recording at `location` or one of its tracks
 /// (`<stem>-<track>.wav` beside it).
 fn covers(location: &Path, path: &Path) -> bool {
@@ -237,11 +243,9 @@ impl ActiveRecordings {
         })
     }
 
-    /// Whether `path` is one of the files still being written.
-    pub(crate) fn writes(&self, path: &Path) -> bool {
-        self.lock()
-            .values()
-            .any(|active| covers(Path::new(&active.location), path))
+    /// Adds where the recordings in progress write to `out`.
+    pub(crate) fn locations_into(&self, out: &mut Vec<PathBuf>) {
+        out.extend(self.lock().values().map(|a| PathBuf::from(&a.location)));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
